@@ -1,0 +1,85 @@
+"""compare_logs.py OURS [REFERENCE]: judge a training log against the d2l-zh book's printed losses.
+
+Exit status: 0 when every number the reference logs is inside its band, 1 when any is outside
+or missing, 2 for bad input (unreadable file, no log lines, bad option).
+"""
+import argparse
+import codecs
+import sys
+
+from styletransfer import booklog
+
+PROG = 'compare_logs.py'
+
+
+class BadInput(Exception):
+    pass
+
+
+def _read_text(path):
+    """Decode a log whatever wrote it: UTF-8 (with or without BOM), UTF-16 with BOM (what
+    Windows PowerShell's '>' produces) or GB18030 (a Chinese Windows console)."""
+    try:
+        with open(path, 'rb') as f:
+            data = f.read()
+    except OSError as error:
+        raise BadInput('cannot read %s: %s' % (path, error.strerror or error)) from None
+    encodings = (('utf-16',) if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+                 else ('utf-8-sig', 'gb18030'))
+    for encoding in encodings:
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            pass
+    raise BadInput('cannot read %s: not a text file' % path)
+
+
+def _load(path):
+    stages = booklog.parse_log(_read_text(path))
+    if not any(stage.entries for stage in stages):
+        raise BadInput('no loss log lines in %s (expected lines like "%s")'
+                       % (path, booklog.format_epoch(50, 10.11, 29.39, 3.46, 0.03)))
+    return stages
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description='Compare the loss log of a style-transfer run with a reference log, by '
+                    'default the d2l-zh book\'s (chapter 9.11) together with its six-run spread.')
+    parser.add_argument('ours', metavar='OURS', help='our log (English or Chinese lines)')
+    parser.add_argument('reference', metavar='REFERENCE', nargs='?',
+                        help='reference log (default: the book\'s log shipped with the package; '
+                             'the measured spread applies only to it)')
+    parser.add_argument('--rel-tol', type=float, default=booklog.DEFAULT_REL_TOL,
+                        help='accepted relative difference from the reference, before the '
+                             'print rounding of 0.005 is added (default: %(default)s)')
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:      # argparse has already printed usage or help
+        return stop.code if isinstance(stop.code, int) else 2
+    if not args.rel_tol >= 0:       # also rejects nan
+        print('%s: error: --rel-tol must be a number >= 0, not %s' % (PROG, args.rel_tol),
+              file=sys.stderr)
+        return 2
+    try:
+        ours = _load(args.ours)
+        if args.reference is None:
+            reference, spread = booklog.load_book_reference(), booklog.load_book_spread()
+        else:
+            reference, spread = _load(args.reference), None
+    except BadInput as error:
+        print('%s: error: %s' % (PROG, error), file=sys.stderr)
+        return 2
+    comparison = booklog.compare(ours, reference, rel_tol=args.rel_tol, spread=spread)
+    print('ours:      %s' % args.ours)
+    print('reference: %s' % (args.reference or 'the d2l-zh book, chapter 9.11 (%s)'
+                             % booklog.BOOK_LOG.name))
+    print()
+    print(booklog.format_comparison(comparison))
+    return 0 if comparison.ok else 1

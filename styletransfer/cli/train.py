@@ -1,0 +1,494 @@
+"""train.py [CONTENT STYLE]: the book's coarse-to-fine style transfer from the command line.
+
+Everything the user can get wrong is checked before the network is built; the optimisation
+itself lives in styletransfer.optimise and only reports progress, which this module prints,
+logs, traces and saves.
+"""
+import argparse
+import json
+import math
+import os
+import shutil
+import signal
+import sys
+
+from styletransfer import booklog, layers
+from styletransfer.config import BOOK_STAGES, Config, parse_stage
+from styletransfer.errors import StyleTransferError
+from styletransfer.files import write_text
+
+PROG = 'train.py'
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUNDLED = os.path.join(REPO, 'images')
+BOOK_CONTENT = os.path.join(BUNDLED, 'rainier.jpg')
+BOOK_STYLE = os.path.join(BUNDLED, 'autumn-oak.jpg')
+EXIT_ERROR, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 1, 130
+
+
+def build_parser():
+    d = Config()
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description='Neural style transfer as in the d2l book (MXNet edition): a VGG-19 feeds a '
+                    'generated image that Adam optimises, first at a small size, then from that '
+                    'result at a larger one. With no images it runs the book\'s own run on the '
+                    'bundled rainier.jpg and autumn-oak.jpg.')
+    p.add_argument('content', nargs='?', help='content photo (default: bundled rainier.jpg)')
+    p.add_argument('style', nargs='?', help='style painting (default: bundled autumn-oak.jpg)')
+    p.add_argument('-o', '--output', metavar='PATH', help='final image, .png or .jpg (default: '
+                   'CONTENT-STYLE.png in the current folder, with "-random-weights" added for '
+                   '--weights random); stage images, loss curve and contact sheet go beside it')
+    p.add_argument('--overwrite', action='store_true', help='replace existing output files')
+    p.add_argument('--weights', default=d.weights, metavar='zoo|random|PATH',
+                   help='VGG-19 weights: "zoo" (Gluon model zoo, cached under $MXNET_HOME/models),'
+                        ' a .params file saved from Gluon\'s vgg19, or "random" (seeded; a smoke '
+                        'run, not a style transfer). Default: %(default)s')
+    p.add_argument('--stage', action='append', metavar='WxH:ITERS:DECAY[:LR]',
+                   help='one stage: size, iterations, lr x0.1 every DECAY iterations, optional '
+                        'learning rate; repeat for coarse-to-fine (default: the book\'s %s)'
+                        % ' '.join(s.describe() for s in BOOK_STAGES))
+    p.add_argument('--lr', type=float, default=BOOK_STAGES[0].lr, metavar='LR',
+                   help='learning rate of stages that do not give one (default: %(default)s)')
+    p.add_argument('--content-weight', type=float, default=d.content_weight, metavar='W',
+                   help='default: %(default)g')
+    p.add_argument('--style-weight', type=float, default=d.style_weight, metavar='W',
+                   help='weight of each style layer (default: %(default)g)')
+    p.add_argument('--tv-weight', type=float, default=d.tv_weight, metavar='W',
+                   help='default: %(default)g')
+    p.add_argument('--content-layers', default=','.join(map(str, d.content_layers)),
+                   metavar='LAYERS',
+                   help='indices or names, e.g. conv4_2 (default: ' + layers.describe(d.content_layers) + ')')
+    p.add_argument('--style-layers', default=','.join(map(str, d.style_layers)),
+                   metavar='LAYERS',
+                   help='indices or names (default: ' + layers.describe(d.style_layers) + ')')
+    p.add_argument('--log-every', type=int, default=d.log_every, metavar='N',
+                   help='print the book\'s loss line every N iterations (default: %(default)s)')
+    p.add_argument('--log-file', metavar='PATH', help='also write the log lines to this file')
+    p.add_argument('--trace', metavar='PATH', help='write every logged iteration as JSON Lines to this file')
+    p.add_argument('--seed', type=int, default=d.seed, metavar='N',
+                   help='seed of --weights random (default: %(default)s)')
+    p.add_argument('--ctx', default='auto', metavar='auto|cpu|cpu:N|gpu|gpu:N',
+                   help='device; auto takes the first GPU if MXNet can use one, else the CPU')
+    p.add_argument('--threads', type=int, metavar='N',
+                   help='CPU threads for MXNet (default: $OMP_NUM_THREADS, else all cores)')
+    p.add_argument('--no-progress', action='store_true',
+                   help='no progress bar (it is shown only on a terminal anyway)')
+    p.add_argument('--checkpoint', metavar='PATH',
+                   help='checkpoint file (default: OUTPUT with .ckpt); written on Ctrl-C or '
+                        'SIGTERM, and every --checkpoint-every iterations')
+    p.add_argument('--checkpoint-every', type=int, default=0, metavar='N',
+                   help='also save a checkpoint every N iterations (default: only on stop)')
+    p.add_argument('--resume', metavar='CHECKPOINT',
+                   help='continue a stopped run from its checkpoint (same images, configuration '
+                        'and outputs)')
+    p.add_argument('--debug', action='store_true', help='show tracebacks of errors')
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return _train(args)
+    except StyleTransferError as e:
+        if args.debug:
+            raise
+        print('%s: error: %s' % (PROG, e), file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _set_threads(args):
+    # MXNet's OpenMP pool reads this once, when mxnet is first imported.
+    if args.threads is not None:
+        if args.threads < 1:
+            raise StyleTransferError('--threads must be at least 1')
+        os.environ['OMP_NUM_THREADS'] = str(args.threads)
+    elif 'OMP_NUM_THREADS' not in os.environ:
+        os.environ['OMP_NUM_THREADS'] = str(len(os.sched_getaffinity(0)))
+    return int(os.environ['OMP_NUM_THREADS'])
+
+
+def _config(args):
+    if args.stage:
+        stages = tuple(parse_stage(s, args.lr) for s in args.stage)
+    else:
+        stages = tuple(s if args.lr == s.lr else s.__class__(s.width, s.height, s.iterations,
+                                                            s.decay_every, args.lr)
+                       for s in BOOK_STAGES)
+    if (args.content is None) != (args.style is None):
+        raise StyleTransferError('give both CONTENT and STYLE images, or neither for the book\'s')
+    return Config(
+        content=args.content or BOOK_CONTENT, style=args.style or BOOK_STYLE, stages=stages,
+        content_layers=layers.resolve(args.content_layers),
+        style_layers=layers.resolve(args.style_layers),
+        content_weight=args.content_weight, style_weight=args.style_weight,
+        tv_weight=args.tv_weight, weights=args.weights, seed=args.seed,
+        log_every=args.log_every).validate()
+
+
+class Outputs:
+    """Every file a run writes, checked before the run starts.
+
+    `own` are files an interrupted run of the same output wrote (on --resume): they may be
+    replaced without --overwrite.
+    """
+
+    def __init__(self, output, config, log_file=None, trace=None, checkpoint=None,
+                 overwrite=False, own=()):
+        from styletransfer.images import check_output_format
+        if not output:
+            stem = '%s-%s' % tuple(os.path.splitext(os.path.basename(p))[0]
+                                   for p in (config.content, config.style))
+            output = stem + ('-random-weights' if config.weights == 'random' else '') + '.png'
+        check_output_format(output)
+        self.final = output
+        base, ext = os.path.splitext(output)
+        self.stages = ['%s-stage%d%s' % (base, k, ext) for k in range(1, len(config.stages) + 1)]
+        self.losses = base + '-losses.png'
+        self.sheet = base + '-sheet.png'
+        self.interrupted = base + '-interrupted' + ext
+        self.diverged = base + '-diverged' + ext
+        self.checkpoint = checkpoint or base + '.ckpt'
+        self.log_file, self.trace = log_file, trace
+        self._check(overwrite, (config.content, config.style), {os.path.realpath(p) for p in own})
+        self._check_space(config)
+
+    def all(self):
+        return [p for p in [self.final, *self.stages, self.losses, self.sheet, self.interrupted,
+                            self.diverged, self.checkpoint, self.log_file, self.trace] if p]
+
+    def _check(self, overwrite, inputs, own):
+        inputs = {os.path.realpath(p) for p in inputs}
+        seen = set()
+        for path in self.all():
+            real = os.path.realpath(path)
+            if real in inputs:
+                raise StyleTransferError('%s: output would overwrite an input image' % path)
+            if real in seen:
+                raise StyleTransferError('%s: two outputs share this path' % path)
+            seen.add(real)
+            folder = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(folder):
+                raise StyleTransferError('%s: output folder does not exist' % folder)
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise StyleTransferError('%s: output folder is not writable' % folder)
+            if os.path.isdir(path):
+                raise StyleTransferError('%s: output path is a directory' % path)
+            if os.path.exists(path) and not overwrite and real not in own:
+                raise StyleTransferError('%s: exists; pass --overwrite to replace it' % path)
+
+    def _check_space(self, config):
+        # Uncompressed sizes bound what PNGs, the sheet and a checkpoint (float32 image, its
+        # best copy, Adam's two moments) take; the temporary copy of an atomic write doubles it.
+        largest = max(s.width * s.height for s in config.stages)
+        need = 2 * (sum(3 * s.width * s.height for s in config.stages) * 3
+                    + largest * 3 * 4 * 4 + (8 << 20))
+        folder = os.path.dirname(os.path.abspath(self.final))
+        free = shutil.disk_usage(folder).free
+        if free < need:
+            raise StyleTransferError('%s: %.0f MB free, the outputs need about %.0f MB'
+                                     % (folder, free / 1e6, need / 1e6))
+
+
+def resolve_ctx(spec):
+    """'auto', 'cpu', 'cpu:N', 'gpu', 'gpu:N' -> (mx.Context, remark)."""
+    import mxnet as mx
+    spec = spec.strip().lower()
+    if spec == 'auto':
+        import d2lzh as d2l
+        ctx = d2l.try_gpu()
+        why = 'a GPU answered' if ctx.device_type == 'gpu' else 'no GPU usable, using the CPU'
+        return ctx, 'auto: %s' % why
+    kind, _, number = spec.partition(':')
+    if kind not in ('cpu', 'gpu') or (number and not number.isdigit()):
+        raise StyleTransferError('--ctx %r: expected auto, cpu, cpu:N, gpu or gpu:N' % spec)
+    index = int(number or 0)
+    if kind == 'cpu':
+        return mx.cpu(index), 'as asked'
+    # An explicit GPU request never falls back to the CPU.
+    count = mx.context.num_gpus()
+    if index >= count:
+        raise StyleTransferError('--ctx %s: MXNet sees %d GPU(s) here%s' % (
+            spec, count, '' if count else ' (a CPU-only mxnet, or no driver); use --ctx cpu'))
+    try:
+        mx.nd.zeros((1,), ctx=mx.gpu(index)).wait_to_read()
+    except mx.base.MXNetError as e:
+        raise StyleTransferError('--ctx %s: MXNet cannot run on this GPU (%s)'
+                                 % (spec, str(e).splitlines()[0])) from e
+    return mx.gpu(index), 'as asked'
+
+
+class Reporter:
+    """Prints the book's lines, keeps the log file and trace, draws the progress bar."""
+
+    def __init__(self, outputs, run_info, show_bar, restored=None):
+        restored = restored or {}
+        self.outputs = outputs
+        self.lines = list(restored.get('log_lines', []))
+        self.trace = list(restored.get('trace_lines', [])) or [json.dumps({'run': run_info})]
+        self.history = [_progress_from(h) for h in restored.get('history', [])]
+        self.bar = show_bar
+        self._stage_seconds = []
+
+    def state(self):
+        """What a checkpoint keeps so that a resumed run's log, trace and curve are whole."""
+        return {'log_lines': self.lines, 'trace_lines': self.trace,
+                'history': [[getattr(p, f) for f in HISTORY_FIELDS] for p in self.history]}
+
+    def line(self, text):
+        self.clear_bar()
+        print(text, flush=True)
+        self.lines.append(text)
+        if self.outputs.log_file:
+            write_text(self.outputs.log_file, '\n'.join(self.lines) + '\n')
+
+    def progress(self, p, config):
+        self.history.append(p)
+        if p.iteration == 0 or not self._stage_seconds:
+            self._stage_seconds = []
+        self._stage_seconds.append(p.seconds)
+        if p.iteration % config.log_every == 0 and p.iteration != 0:
+            self.line(booklog.format_epoch(p.iteration, p.content, p.style, p.tv, p.seconds))
+            self.trace.append(json.dumps({
+                'stage': p.stage, 'epoch': p.iteration, 'lr': p.lr, 'content': p.content,
+                'style': p.style, 'tv': p.tv, 'total': p.total, 'seconds': p.seconds,
+                'width': p.width, 'height': p.height}))
+            if self.outputs.trace:
+                write_text(self.outputs.trace, '\n'.join(self.trace) + '\n')
+        if p.new_lr is not None:
+            self.line(booklog.format_lr(p.new_lr))
+        if self.bar:
+            self._draw_bar(p, config)
+
+    def _draw_bar(self, p, config):
+        recent = sorted(self._stage_seconds[-20:])
+        per_iter = recent[len(recent) // 2]
+        pixels = p.width * p.height
+        left = (p.iterations - p.iteration - 1) * per_iter + sum(
+            s.iterations * per_iter * s.width * s.height / pixels for s in config.stages[p.stage:])
+        width = 24
+        done = int(width * (p.iteration + 1) / p.iterations)
+        sys.stderr.write('\r\033[Kstage %d/%d [%s%s] %d/%d  content %.2f style %.2f TV %.2f  '
+                         '%.2fs/it  %s left' % (
+                             p.stage, p.stages, '#' * done, '.' * (width - done), p.iteration + 1,
+                             p.iterations, p.content, p.style, p.tv, per_iter, _clock(left)))
+        sys.stderr.flush()
+
+    def clear_bar(self):
+        if self.bar:
+            sys.stderr.write('\r\033[K')
+            sys.stderr.flush()
+
+
+HISTORY_FIELDS = ('stage', 'stages', 'iteration', 'iterations', 'lr', 'content', 'style', 'tv',
+                  'total', 'seconds', 'width', 'height')
+
+
+def _progress_from(values):
+    from styletransfer.progress import Progress
+    return Progress(*values)
+
+
+def _clock(seconds):
+    seconds = int(seconds)
+    return '%d:%02d:%02d' % (seconds // 3600, seconds // 60 % 60, seconds % 60)
+
+
+class StopRequest:
+    """Ctrl-C or SIGTERM asks the run to stop after the current iteration, with a checkpoint;
+    a second Ctrl-C stops at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+        print('\n%s: stopping after this iteration to save a checkpoint (Ctrl-C again to stop '
+              'at once)' % PROG, file=sys.stderr, flush=True)
+
+
+def _resume_checks(args, parser):
+    """--resume takes the configuration from the checkpoint: refuse options that would change
+    it, rather than ignore them."""
+    defaults = parser.parse_args([])
+    for name in CONFIG_OPTIONS:
+        if getattr(args, name) != getattr(defaults, name):
+            raise StyleTransferError('--resume continues the checkpoint\'s run with its own '
+                                     'configuration; drop --%s' % name.replace('_', '-'))
+    if args.content or args.style:
+        raise StyleTransferError('--resume continues the checkpoint\'s run with its own images; '
+                                 'drop CONTENT and STYLE')
+
+
+CONFIG_OPTIONS = ('stage', 'lr', 'content_weight', 'style_weight', 'tv_weight', 'content_layers',
+                  'style_layers', 'log_every', 'weights', 'seed')
+
+
+def _train(args):
+    threads = _set_threads(args)
+    from styletransfer import checkpoint as ckpt_io
+    from styletransfer.images import load_image
+    resume = None
+    if args.resume:
+        _resume_checks(args, build_parser())
+        ctx, ctx_remark = resolve_ctx(args.ctx)
+        resume = ckpt_io.load(args.resume, ctx)
+        config = resume.config.validate()
+        extra = resume.extra
+        outputs = Outputs(args.output or extra.get('output'), config,
+                          args.log_file or extra.get('log_file'), args.trace or extra.get('trace_file'),
+                          args.resume, args.overwrite,
+                          own=extra.get('written', []) + [args.resume] + [
+                              extra[k] for k in ('log_file', 'trace_file') if extra.get(k)])
+    else:
+        config = _config(args)
+    content_img, notes = _load_input(config.content, config)
+    style_img, style_notes = _load_input(config.style, config)
+    if resume is None:
+        outputs = Outputs(args.output, config, args.log_file, args.trace, args.checkpoint,
+                          args.overwrite)
+        ctx, ctx_remark = resolve_ctx(args.ctx)
+
+    # Everything the user gave is checked; now the slow parts.
+    import mxnet as mx
+    from styletransfer import features, weights
+    from styletransfer.images import Normalizer, save_image, to_uint8
+    from styletransfer.optimise import transfer
+    vgg = weights.load(config.weights, config.deepest, config.seed)
+    run_info = {'config': config.to_dict(), 'weights': vgg.description, 'context': str(ctx),
+                'threads': threads, 'mxnet': mx.__version__}
+    reporter = Reporter(outputs, run_info, sys.stderr.isatty() and not args.no_progress,
+                        resume.extra if resume else None)
+    if resume is None:
+        for note in notes + style_notes:
+            reporter.line('# ' + note)
+        reporter.line('# content %s, style %s' % (config.content, config.style))
+        reporter.line('# weights: %s' % vgg.description)
+        reporter.line('# content layers %s; style layers %s' % (
+            layers.describe(config.content_layers), layers.describe(config.style_layers)))
+    else:
+        reporter.line('# resumed from %s at stage %d, iteration %d' % (
+            args.resume, resume.stage, resume.next_iteration))
+    reporter.line('# context: %s (%s), %d threads' % (ctx, ctx_remark, threads))
+    metadata = {'Software': 'styletransfer', 'weights': vgg.description,
+                'config': json.dumps(config.to_dict())}
+    extractor = features.build_extractor(vgg, config.content_layers, config.style_layers, ctx)
+    normalizer = Normalizer(ctx)
+    results = list(resume.stage_pictures) if resume else []
+    written = list(resume.extra.get('written', [])) if resume else []
+
+    def save_checkpoint(stage, next_iteration, image, best, best_total, trainer):
+        state = ckpt_io.Checkpoint(
+            config, stage, next_iteration, image, best if best is not None else image, best_total,
+            ckpt_io.trainer_states(trainer) if trainer is not None else b'', results,
+            dict(reporter.state(), output=outputs.final, log_file=outputs.log_file,
+                 trace_file=outputs.trace, written=written))
+        ckpt_io.save(outputs.checkpoint, state)
+
+    def keep_best(progress, path):
+        save_image(to_uint8(normalizer.postprocess(progress.best)), path, metadata)
+        written.append(path)
+
+    last = None
+    with StopRequest() as stop:
+        try:
+            for event in transfer(extractor, normalizer, content_img, style_img, config, ctx,
+                                  resume):
+                if hasattr(event, 'picture'):
+                    picture = to_uint8(event.picture)
+                    results.append(picture)
+                    path = outputs.stages[event.stage - 1]
+                    save_image(picture, path, metadata)
+                    written.append(path)
+                    if event.stage < event.stages and (stop.requested or args.checkpoint_every):
+                        save_checkpoint(event.stage + 1, 0, event.image, None, float('inf'),
+                                        None)
+                        if stop.requested:
+                            return _stopped(reporter, outputs, event.stage + 1, 0)
+                    continue
+                if event.iteration == 0:
+                    s = config.stages[event.stage - 1]
+                    reporter.line(booklog.format_stage_header(
+                        event.stage, event.stages, s.width, s.height, s.iterations, s.lr,
+                        s.decay_every, vgg.description, config.lr_decay))
+                last = event
+                if not math.isfinite(event.total):
+                    reporter.clear_bar()
+                    if event.best is not None:
+                        keep_best(event, outputs.diverged)
+                    reporter.line('# stage %d diverged at iteration %d (total loss %s); last '
+                                  'finite image: %s' % (event.stage, event.iteration,
+                                                        event.total, outputs.diverged))
+                    print('%s: error: the loss became %s in stage %d at iteration %d; try a '
+                          'smaller --lr' % (PROG, event.total, event.stage, event.iteration),
+                          file=sys.stderr)
+                    return EXIT_DIVERGED
+                reporter.progress(event, config)
+                mid_stage = event.iteration < event.iterations - 1
+                periodic = (args.checkpoint_every
+                            and (event.iteration + 1) % args.checkpoint_every == 0)
+                if mid_stage and (stop.requested or periodic):
+                    if stop.requested:
+                        keep_best(event, outputs.interrupted)
+                    save_checkpoint(event.stage, event.iteration + 1, event.image, event.best,
+                                    _best_total(reporter.history, event.stage), event.trainer)
+                    if stop.requested:
+                        return _stopped(reporter, outputs, event.stage, event.iteration + 1)
+        except KeyboardInterrupt:
+            reporter.clear_bar()
+            if last is not None and last.best is not None:
+                keep_best(last, outputs.interrupted)
+                reporter.line('# stopped at once in stage %d; best image so far: %s'
+                              % (last.stage, outputs.interrupted))
+            print('%s: interrupted' % PROG, file=sys.stderr)
+            return EXIT_INTERRUPTED
+
+    save_image(results[-1], outputs.final, metadata)
+    from styletransfer.pictures import contact_sheet, plot_losses
+    plot_losses(reporter.history, outputs.losses, title='weights: %s' % vgg.description)
+    panels = [('content', content_img), ('style', style_img)] + [
+        ('stage %d: %dx%d' % (k, s.width, s.height), r)
+        for k, (s, r) in enumerate(zip(config.stages, results), 1)]
+    contact_sheet(panels, outputs.sheet, caption='weights: %s' % vgg.description)
+    if os.path.exists(outputs.checkpoint) and (args.checkpoint_every or resume):
+        os.remove(outputs.checkpoint)   # the run is complete: nothing left to resume
+    for path in [outputs.final, *outputs.stages, outputs.losses, outputs.sheet,
+                 outputs.log_file, outputs.trace]:
+        if path:
+            reporter.line('# wrote %s' % path)
+    return 0
+
+
+def _best_total(history, stage):
+    totals = [p.total for p in history if p.stage == stage and math.isfinite(p.total)]
+    return min(totals) if totals else float('inf')
+
+
+def _stopped(reporter, outputs, stage, next_iteration):
+    reporter.line('# stopped before stage %d, iteration %d; checkpoint: %s'
+                  % (stage, next_iteration, outputs.checkpoint))
+    print('%s: stopped; continue with: python scripts/train.py --resume %s'
+          % (PROG, outputs.checkpoint), file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
+def _load_input(path, config):
+    from styletransfer.images import load_image
+    image, notes = load_image(path)
+    smallest = layers.min_side(config.content_layers + config.style_layers)
+    if min(image.shape[:2]) < smallest:
+        raise StyleTransferError('%s: %dx%d is too small: the layers used need at least %d '
+                                 'pixels on each side' % (path, image.shape[1], image.shape[0],
+                                                          smallest))
+    return image, notes

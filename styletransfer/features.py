@@ -1,0 +1,54 @@
+"""The feature extractor: VGG-19's layers up to the deepest one used, frozen and hybridised into
+one graph that returns the content outputs followed by the style outputs."""
+from mxnet import gluon
+from mxnet.gluon import nn
+from mxnet.gluon.model_zoo import vision
+
+from .layers import CONV_SHAPES
+
+
+class FeatureExtractor(gluon.HybridBlock):
+    """x (1x3xHxW, normalised) -> (content features..., style features...)."""
+
+    def __init__(self, content_layers, style_layers, **kwargs):
+        super().__init__(**kwargs)
+        self.content_layers = tuple(content_layers)
+        self.style_layers = tuple(style_layers)
+        self.deepest = max(self.content_layers + self.style_layers)
+        # Taking Gluon's own vgg19 layers keeps parameter names and behaviour identical to the
+        # model zoo's network.
+        zoo = vision.vgg19()
+        with self.name_scope():
+            self.body = nn.HybridSequential(prefix='')
+            for i in range(self.deepest + 1):
+                self.body.add(zoo.features[i])
+
+    def hybrid_forward(self, F, x):
+        outputs = {}
+        wanted = set(self.content_layers + self.style_layers)
+        for i, layer in enumerate(self.body):
+            x = layer(x)
+            if i in wanted:
+                outputs[i] = x
+        return tuple(outputs[i] for i in self.content_layers + self.style_layers)
+
+    def split(self, outputs):
+        """(contents, styles) lists from the flat output tuple."""
+        n = len(self.content_layers)
+        return list(outputs[:n]), list(outputs[n:])
+
+
+def build_extractor(weights, content_layers, style_layers, ctx):
+    """A frozen, hybridised extractor on `ctx` holding `weights` (a weights.Weights)."""
+    net = FeatureExtractor(content_layers, style_layers)
+    for i, layer in enumerate(net.body):
+        if i in CONV_SHAPES:
+            weight, bias = weights.convs[i]
+            for param, value in ((layer.weight, weight), (layer.bias, bias)):
+                param.shape = value.shape  # fills in the input channels Gluon left deferred
+                param.initialize(ctx=ctx)
+                param.set_data(value)
+    # Only the image is optimised: without this every backward also computes weight gradients.
+    net.collect_params().setattr('grad_req', 'null')
+    net.hybridize(static_alloc=True, static_shape=True)
+    return net

@@ -1,0 +1,104 @@
+"""The optimisation: one stage of Adam on the generated image, then the coarse-to-fine driver.
+
+Both are generators: they yield a `Progress` after every iteration and a `StageEnd` after every
+stage, and leave printing, saving and stopping to the caller.
+"""
+import time
+
+from mxnet import autograd, gluon, nd
+
+from .checkpoint import restore_trainer
+from .losses import compute_losses, gram
+from .progress import Progress, StageEnd
+
+
+class GeneratedImage(gluon.Block):
+    """Holds the image being optimised as its only Parameter."""
+
+    def __init__(self, shape, **kwargs):
+        super().__init__(**kwargs)
+        self.weight = self.params.get('weight', shape=shape)
+
+    def forward(self):
+        return self.weight.data()
+
+
+def targets(extractor, normalizer, content_img, style_img, width, height):
+    """Content input and features, and style Gram matrices, at one size (computed once)."""
+    content_x = normalizer.preprocess(content_img, width, height)
+    contents, _ = extractor.split(extractor(content_x))
+    style_x = normalizer.preprocess(style_img, width, height)
+    _, styles = extractor.split(extractor(style_x))
+    return content_x, contents, [gram(y) for y in styles]
+
+
+def optimise_stage(extractor, init, content_targets, style_grams, stage, config, ctx,
+                   number=1, count=1, resume=None):
+    """Run one stage's iterations from `init` (1x3xHxW); yields Progress per iteration.
+
+    Follows the book's loop: the losses reported for iteration i are those of the image before
+    its update, and after the update of iteration i (i > 0, i a multiple of the decay interval)
+    the learning rate is multiplied by `config.lr_decay`. With `resume` (a Checkpoint of this
+    stage) it continues from the checkpoint's image, Adam state and iteration instead.
+    """
+    image = GeneratedImage(init.shape)
+    image.initialize(ctx=ctx)
+    image.weight.set_data(init)
+    trainer = gluon.Trainer(image.collect_params(), 'adam', {'learning_rate': stage.lr})
+    best, best_total, start = None, float('inf'), 0
+    if resume is not None:
+        image.weight.set_data(resume.image)
+        restore_trainer(trainer, resume.trainer_states)
+        best, best_total, start = resume.best, resume.best_total, resume.next_iteration
+    for i in range(start, stage.iterations):
+        started = time.perf_counter()
+        with autograd.record():
+            x = image()
+            contents, styles = extractor.split(extractor(x))
+            losses = compute_losses(x, contents, styles, content_targets, style_grams,
+                                    config.content_weight, config.style_weight, config.tv_weight)
+        losses.total.backward()
+        # One sync for all four numbers, while the backward pass is still running.
+        content, style, tv, total = nd.concat(*losses, dim=0).asnumpy().tolist()
+        if total < best_total:
+            best, best_total = x.copy(), total
+        lr = trainer.learning_rate
+        trainer.step(1)
+        nd.waitall()
+        new_lr = None
+        if i % stage.decay_every == 0 and i != 0:
+            new_lr = lr * config.lr_decay
+            trainer.set_learning_rate(new_lr)
+        yield Progress(number, count, i, stage.iterations, lr, content, style, tv, total,
+                       time.perf_counter() - started, stage.width, stage.height, new_lr,
+                       image.weight.data(), best, trainer)
+
+
+def transfer(extractor, normalizer, content_img, style_img, config, ctx, resume=None):
+    """All stages of `config`; each starts from the previous result resized to its own size
+    (postprocessed, times 255, preprocessed: the book's hand-over, without 8-bit rounding) and
+    uses targets recomputed at its size. Yields Progress and StageEnd records.
+
+    With `resume` (a Checkpoint), the stages before the checkpoint's are skipped and its stage
+    continues from the checkpoint (a checkpoint taken between stages holds the finished stage's
+    image, which is handed over as usual)."""
+    previous = None
+    for number, stage in enumerate(config.stages, 1):
+        if resume is not None and number < resume.stage:
+            continue
+        content_x, content_targets, style_grams = targets(
+            extractor, normalizer, content_img, style_img, stage.width, stage.height)
+        here = resume if resume is not None and number == resume.stage else None
+        if here is not None and here.next_iteration == 0:
+            previous, here = here.image, None
+        if previous is None:
+            init = content_x
+        else:
+            init = normalizer.preprocess(normalizer.postprocess(previous) * 255,
+                                         stage.width, stage.height)
+        progress = None
+        for progress in optimise_stage(extractor, init, content_targets, style_grams, stage,
+                                       config, ctx, number, len(config.stages), here):
+            yield progress
+        previous = progress.image
+        yield StageEnd(number, len(config.stages), normalizer.postprocess(previous), previous)
