@@ -40,11 +40,15 @@ def format_stage_header(stage, stages, width, height, iterations, lr, decay_ever
     """Our line before each stage (the book prints none); `parse_log` starts a stage at it.
 
     `weights` names where the VGG weights came from (e.g. 'zoo'). A falsy `decay_every` means
-    the stage never decays its learning rate.
+    the stage never decays its learning rate; `lr` None means an optimiser without one (L-BFGS).
     """
-    decay = 'x%g every %d' % (decay_factor, decay_every) if decay_every else 'no lr decay'
-    return 'stage %d/%d: %dx%d, %d iterations, lr %.1e, %s, weights %s' % (
-        stage, stages, width, height, iterations, lr, decay, weights)
+    if lr is None:
+        schedule = 'L-BFGS'
+    else:
+        schedule = 'lr %.1e, %s' % (lr, 'x%g every %d' % (decay_factor, decay_every)
+                                    if decay_every else 'no lr decay')
+    return 'stage %d/%d: %dx%d, %d iterations, %s, weights %s' % (
+        stage, stages, width, height, iterations, schedule, weights)
 
 
 # ------------------------------------------------------------------------------------- parsing

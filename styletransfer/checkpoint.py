@@ -51,9 +51,11 @@ def save(path, ckpt):
                 z.writestr('trainer.states', ckpt.trainer_states)
 
 
-def load(path, ctx):
-    """Read a checkpoint; arrays land on `ctx`. Any problem is a StyleTransferError."""
+def load(path, ctx=None):
+    """Read a checkpoint; arrays land on `ctx` (default: the CPU). Any problem is a
+    StyleTransferError."""
     import mxnet as mx
+    ctx = ctx or mx.cpu()
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise StyleTransferError('%s: checkpoint not found' % path)

@@ -21,6 +21,8 @@ class Stage:
 # The book's coarse-to-fine schedule: 225x150 for 500 iterations, then 450x300 for 300.
 BOOK_STAGES = (Stage(225, 150, 500, 200), Stage(450, 300, 300, 100))
 
+OPTIMIZERS = ('adam', 'lbfgs')
+
 # Sanity bounds on user values; beyond them a run is a typo, not a wish.
 MAX_SIDE = 16384
 MAX_ITERATIONS = 10_000_000
@@ -40,6 +42,10 @@ class Config:
     weights: str = 'zoo'
     seed: int = 0
     log_every: int = 50
+    optimizer: str = 'adam'     # the book's; 'lbfgs' takes fewer, costlier iterations
+    lbfgs_history: int = 20
+    stop_rtol: float = 0.0      # end a stage once the loss fell by less than this (relative)
+    stop_window: int = 50       # ... over this many iterations; 0 rtol: run every iteration
 
     def replace(self, **changes):
         return replace(self, **changes)
@@ -79,6 +85,15 @@ class Config:
                                          % (name.replace('_', '-'), value))
         if not 0 < self.lr_decay <= 1:
             raise StyleTransferError('lr decay must be in (0, 1], not %g' % self.lr_decay)
+        if self.optimizer not in OPTIMIZERS:
+            raise StyleTransferError('--optimizer must be one of %s, not %r'
+                                     % (', '.join(OPTIMIZERS), self.optimizer))
+        if not 0 <= self.stop_rtol < 1:
+            raise StyleTransferError('--stop-rtol must be in [0, 1), not %g' % self.stop_rtol)
+        if self.stop_window < 1:
+            raise StyleTransferError('--stop-window must be at least 1')
+        if self.lbfgs_history < 1:
+            raise StyleTransferError('L-BFGS history must be at least 1')
         if self.log_every < 1:
             raise StyleTransferError('--log-every must be at least 1')
         return self

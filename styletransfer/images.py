@@ -34,6 +34,8 @@ def load_image(path):
     try:
         with warnings.catch_warnings():
             # Pillow only warns between its pixel limit and twice it; a bomb must be refused.
+            # Its other warnings (skipped damaged EXIF tags) say nothing a user can act on.
+            warnings.simplefilter('ignore')
             warnings.simplefilter('error', Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 if getattr(img, 'n_frames', 1) > 1:
@@ -104,6 +106,12 @@ class Normalizer:
         img = resize(img, width, height).as_in_context(self.ctx)
         img = (img.astype('float32') / 255 - self.mean) / self.std
         return img.transpose((2, 0, 1)).expand_dims(axis=0)
+
+    def pixel_bounds(self):
+        """Per-channel (lower, upper) of network inputs that are pixels in [0, 1]: 1x3x1x1."""
+        lower = ((0 - self.mean) / self.std).reshape((1, 3, 1, 1))
+        upper = ((1 - self.mean) / self.std).reshape((1, 3, 1, 1))
+        return lower, upper
 
     def postprocess(self, x):
         """1x3xHxW network input -> HxWx3 picture in [0, 1] on this context."""

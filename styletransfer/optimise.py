@@ -1,4 +1,5 @@
-"""The optimisation: one stage of Adam on the generated image, then the coarse-to-fine driver.
+"""The optimisation: one stage of Adam (the book's) or L-BFGS on the generated image, then the
+coarse-to-fine driver.
 
 Both are generators: they yield a `Progress` after every iteration and a `StageEnd` after every
 stage, and leave printing, saving and stopping to the caller.
@@ -8,6 +9,7 @@ import time
 from mxnet import autograd, gluon, nd
 
 from .checkpoint import restore_trainer
+from .lbfgs import LBFGS
 from .losses import compute_losses, gram
 from .progress import Progress, StageEnd
 
@@ -50,6 +52,7 @@ def optimise_stage(extractor, init, content_targets, style_grams, stage, config,
         image.weight.set_data(resume.image)
         restore_trainer(trainer, resume.trainer_states)
         best, best_total, start = resume.best, resume.best_total, resume.next_iteration
+    plateau = Plateau(config.stop_rtol, config.stop_window)
     for i in range(start, stage.iterations):
         started = time.perf_counter()
         with autograd.record():
@@ -69,9 +72,69 @@ def optimise_stage(extractor, init, content_targets, style_grams, stage, config,
         if i % stage.decay_every == 0 and i != 0:
             new_lr = lr * config.lr_decay
             trainer.set_learning_rate(new_lr)
+        last = i == stage.iterations - 1 or plateau.reached(total)
         yield Progress(number, count, i, stage.iterations, lr, content, style, tv, total,
                        time.perf_counter() - started, stage.width, stage.height, new_lr,
-                       image.weight.data(), best, trainer)
+                       image.weight.data(), best, trainer, last)
+        if last:
+            return
+
+
+def optimise_stage_lbfgs(extractor, init, content_targets, style_grams, stage, config, ctx,
+                         normalizer, number=1, count=1, resume=None):
+    """One stage of L-BFGS from `init`; yields Progress per iteration like `optimise_stage`.
+
+    The losses reported for iteration i are those of the image the iteration starts from; the
+    image is kept inside the pixel range. `stage.lr` is unused (the line search sets the step).
+    A resumed stage continues from the checkpoint's image and iteration with an empty
+    curvature history, so it is not step-for-step the uninterrupted run.
+    """
+    def evaluate(x):
+        x.attach_grad()
+        with autograd.record():
+            contents, styles = extractor.split(extractor(x))
+            losses = compute_losses(x, contents, styles, content_targets, style_grams,
+                                    config.content_weight, config.style_weight, config.tv_weight)
+        losses.total.backward()
+        values = nd.concat(*losses, dim=0).asnumpy().tolist()
+        return values[-1], x.grad.copy(), values
+
+    lower, upper = normalizer.pixel_bounds()
+    plateau = Plateau(config.stop_rtol, config.stop_window)
+    started = time.perf_counter()
+    best, best_total, start = None, float('inf'), 0
+    if resume is not None:
+        init, best, best_total, start = (resume.image, resume.best, resume.best_total,
+                                         resume.next_iteration)
+    solver = LBFGS(init, evaluate, lower, upper, history=config.lbfgs_history)
+    for i in range(start, stage.iterations):
+        content, style, tv, total = solver.extra
+        if total < best_total:
+            best, best_total = solver.x.copy(), total
+        moved = solver.step() if i < stage.iterations - 1 else True
+        nd.waitall()
+        last = i == stage.iterations - 1 or not moved or plateau.reached(total)
+        yield Progress(number, count, i, stage.iterations, 0.0, content, style, tv, total,
+                       time.perf_counter() - started, stage.width, stage.height, None,
+                       solver.x, best, None, last)
+        started = time.perf_counter()
+        if last:
+            return
+
+
+class Plateau:
+    """Stop rule: the total loss fell by less than `rtol` (relative) over `window` iterations.
+    rtol 0 never stops."""
+
+    def __init__(self, rtol, window):
+        self.rtol, self.window, self.totals = rtol, window, []
+
+    def reached(self, total):
+        self.totals.append(total)
+        if self.rtol <= 0 or len(self.totals) <= self.window:
+            return False
+        before = self.totals[-1 - self.window]
+        return before - total <= self.rtol * abs(before)
 
 
 def transfer(extractor, normalizer, content_img, style_img, config, ctx, resume=None):
@@ -96,9 +159,15 @@ def transfer(extractor, normalizer, content_img, style_img, config, ctx, resume=
         else:
             init = normalizer.preprocess(normalizer.postprocess(previous) * 255,
                                          stage.width, stage.height)
+        if config.optimizer == 'lbfgs':
+            steps = optimise_stage_lbfgs(extractor, init, content_targets, style_grams, stage,
+                                         config, ctx, normalizer, number, len(config.stages),
+                                         here)
+        else:
+            steps = optimise_stage(extractor, init, content_targets, style_grams, stage,
+                                   config, ctx, number, len(config.stages), here)
         progress = None
-        for progress in optimise_stage(extractor, init, content_targets, style_grams, stage,
-                                       config, ctx, number, len(config.stages), here):
+        for progress in steps:
             yield progress
         previous = progress.image
         yield StageEnd(number, len(config.stages), normalizer.postprocess(previous), previous)

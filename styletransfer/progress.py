@@ -20,7 +20,8 @@ class Progress:
     new_lr: Optional[float] = None  # learning rate set after this iteration, if it changed
     image: object = None  # the generated image (1x3xHxW NDArray, updated in place by later steps)
     best: object = None   # copy of the image with the lowest total loss so far in this stage
-    trainer: object = None  # the stage's gluon.Trainer, for checkpoints
+    trainer: object = None  # the stage's gluon.Trainer (Adam), for checkpoints
+    last: bool = False    # the stage's last iteration (its end, or the stop rule was met)
 
 
 

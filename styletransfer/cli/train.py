@@ -13,7 +13,7 @@ import signal
 import sys
 
 from styletransfer import booklog, layers
-from styletransfer.config import BOOK_STAGES, Config, parse_stage
+from styletransfer.config import BOOK_STAGES, OPTIMIZERS, Config, parse_stage
 from styletransfer.errors import StyleTransferError
 from styletransfer.files import write_text
 
@@ -23,6 +23,11 @@ BUNDLED = os.path.join(REPO, 'images')
 BOOK_CONTENT = os.path.join(BUNDLED, 'rainier.jpg')
 BOOK_STYLE = os.path.join(BUNDLED, 'autumn-oak.jpg')
 EXIT_ERROR, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 1, 130
+# Presets expand to options placed before the user's own, so explicit options win.
+PRESETS = {
+    'fast': ('--optimizer', 'lbfgs', '--stop-rtol', '1e-3', '--stop-window', '10',
+             '--stage', '225x150:150:1000', '--stage', '450x300:80:1000'),
+}
 
 
 def build_parser():
@@ -61,6 +66,17 @@ def build_parser():
     p.add_argument('--style-layers', default=','.join(map(str, d.style_layers)),
                    metavar='LAYERS',
                    help='indices or names (default: ' + layers.describe(d.style_layers) + ')')
+    p.add_argument('--optimizer', choices=OPTIMIZERS, default=d.optimizer,
+                   help='adam (the book\'s) or lbfgs (fewer iterations, each may evaluate the '
+                        'network more than once; keeps pixels in range). Default: %(default)s')
+    p.add_argument('--stop-rtol', type=float, default=d.stop_rtol, metavar='R',
+                   help='end a stage early once its total loss fell by less than R (relative) '
+                        'over --stop-window iterations (default: %(default)g, never)')
+    p.add_argument('--stop-window', type=int, default=d.stop_window, metavar='N',
+                   help='window of --stop-rtol, in iterations (default: %(default)s)')
+    p.add_argument('--preset', choices=sorted(PRESETS),
+                   help='a named set of options, applied before the ones given explicitly: '
+                        + '; '.join('%s = %s' % (k, ' '.join(v)) for k, v in PRESETS.items()))
     p.add_argument('--log-every', type=int, default=d.log_every, metavar='N',
                    help='print the book\'s loss line every N iterations (default: %(default)s)')
     p.add_argument('--log-file', metavar='PATH', help='also write the log lines to this file')
@@ -86,7 +102,7 @@ def build_parser():
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    args = parse_args(sys.argv[1:] if argv is None else list(argv))
     try:
         return _train(args)
     except StyleTransferError as e:
@@ -94,6 +110,19 @@ def main(argv=None):
             raise
         print('%s: error: %s' % (PROG, e), file=sys.stderr)
         return EXIT_ERROR
+
+
+def parse_args(argv):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.preset:
+        preset = list(PRESETS[args.preset])
+        # --stage accumulates: the user's stages replace the preset's rather than add to them.
+        if args.stage:
+            preset = [a for k, a in enumerate(preset)
+                      if a != '--stage' and (k == 0 or preset[k - 1] != '--stage')]
+        args = parser.parse_args(preset + argv)
+    return args
 
 
 def _set_threads(args):
@@ -122,7 +151,8 @@ def _config(args):
         style_layers=layers.resolve(args.style_layers),
         content_weight=args.content_weight, style_weight=args.style_weight,
         tv_weight=args.tv_weight, weights=args.weights, seed=args.seed,
-        log_every=args.log_every).validate()
+        log_every=args.log_every, optimizer=args.optimizer, stop_rtol=args.stop_rtol,
+        stop_window=args.stop_window).validate()
 
 
 class Outputs:
@@ -332,7 +362,8 @@ def _resume_checks(args, parser):
 
 
 CONFIG_OPTIONS = ('stage', 'lr', 'content_weight', 'style_weight', 'tv_weight', 'content_layers',
-                  'style_layers', 'log_every', 'weights', 'seed')
+                  'style_layers', 'log_every', 'weights', 'seed', 'optimizer', 'stop_rtol',
+                  'stop_window', 'preset')
 
 
 def _train(args):
@@ -420,8 +451,9 @@ def _train(args):
                 if event.iteration == 0:
                     s = config.stages[event.stage - 1]
                     reporter.line(booklog.format_stage_header(
-                        event.stage, event.stages, s.width, s.height, s.iterations, s.lr,
-                        s.decay_every, vgg.description, config.lr_decay))
+                        event.stage, event.stages, s.width, s.height, s.iterations,
+                        s.lr if config.optimizer == 'adam' else None, s.decay_every,
+                        vgg.description, config.lr_decay))
                 last = event
                 if not math.isfinite(event.total):
                     reporter.clear_bar()
@@ -435,7 +467,7 @@ def _train(args):
                           file=sys.stderr)
                     return EXIT_DIVERGED
                 reporter.progress(event, config)
-                mid_stage = event.iteration < event.iterations - 1
+                mid_stage = not event.last
                 periodic = (args.checkpoint_every
                             and (event.iteration + 1) % args.checkpoint_every == 0)
                 if mid_stage and (stop.requested or periodic):

@@ -1,0 +1,146 @@
+"""Nothing lost: stop with a real signal, resume, and end with the uninterrupted run's image;
+periodic and between-stage checkpoints; divergence keeps the last finite image; atomic writes."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from styletransfer import checkpoint, files
+from styletransfer.cli import train
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN = os.path.join(REPO, 'scripts', 'train.py')
+SCHEDULE = ['--weights', 'random', '--ctx', 'cpu:1', '--style-weight', '1e6', '--log-every', '10',
+            '--stage', '48x32:60:20', '--stage', '64x48:30:10']
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    rng = np.random.RandomState(3)
+    y, x = np.mgrid[0:40, 0:60]
+    content = np.stack([x * 4, y * 6, (x * y) % 256], -1).astype(np.uint8)
+    style = rng.randint(0, 256, (50, 50, 3)).astype(np.uint8)
+    Image.fromarray(content).save(tmp_path / 'content.png')
+    Image.fromarray(style).save(tmp_path / 'style.png')
+    return [str(tmp_path / 'content.png'), str(tmp_path / 'style.png')]
+
+
+def pixels(path):
+    return np.asarray(Image.open(path)).astype(int)
+
+
+def book_lines(path):
+    """Log lines without comments and without the (machine-dependent) seconds."""
+    with open(path) as f:
+        return [line.rsplit(',', 1)[0] if line.startswith('epoch') else line.rstrip('\n')
+                for line in f if not line.startswith('#')]
+
+
+def run_cli(args, cwd):
+    return subprocess.run([sys.executable, TRAIN, *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])
+def test_stop_with_signal_then_resume_matches_uninterrupted(tmp_path, inputs, sig):
+    full = run_cli([*inputs, *SCHEDULE, '-o', 'full.png', '--log-file', 'full.log'], tmp_path)
+    assert full.returncode == 0, full.stderr
+
+    proc = subprocess.Popen([sys.executable, TRAIN, *inputs, *SCHEDULE, '-o', 'part.png',
+                             '--log-file', 'part.log'], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:          # stop in the middle of stage 1
+        if line.startswith('epoch  20'):
+            proc.send_signal(sig)
+            break
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert '--resume part.ckpt' in err and 'Traceback' not in err
+    assert (tmp_path / 'part.ckpt').exists()
+    assert pixels(tmp_path / 'part-interrupted.png').shape == (32, 48, 3)
+    assert not (tmp_path / 'part.png').exists()
+    saved = checkpoint.load(str(tmp_path / 'part.ckpt'))
+    assert saved.stage == 1 and 20 < saved.next_iteration < 60
+
+    resumed = run_cli(['--resume', 'part.ckpt', '--ctx', 'cpu:1'], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert np.abs(pixels(tmp_path / 'part.png') - pixels(tmp_path / 'full.png')).max() <= 1
+    assert book_lines(tmp_path / 'part.log') == book_lines(tmp_path / 'full.log')
+    assert not (tmp_path / 'part.ckpt').exists()   # complete: nothing left to resume
+
+
+def test_periodic_and_between_stage_checkpoints(tmp_path, inputs, monkeypatch):
+    saves, copies = [], tmp_path / 'copies'
+    copies.mkdir()
+    real_save = checkpoint.save
+
+    def recording_save(path, state):
+        real_save(path, state)
+        saves.append((state.stage, state.next_iteration))
+        shutil.copy(path, copies / ('%d-%d.ckpt' % (state.stage, state.next_iteration)))
+    monkeypatch.setattr(checkpoint, 'save', recording_save)
+    monkeypatch.chdir(tmp_path)
+    assert train.main([*inputs, *SCHEDULE, '-o', 'full.png', '--checkpoint-every', '25']) == 0
+    assert saves == [(1, 25), (1, 50), (2, 0), (2, 25)]
+    assert not (tmp_path / 'full.ckpt').exists()
+
+    # Resuming from the checkpoint taken between the stages ends with the same image.
+    shutil.copy(copies / '2-0.ckpt', tmp_path / 'again.ckpt')
+    os.remove(tmp_path / 'full.png')
+    assert train.main(['--resume', 'again.ckpt', '--ctx', 'cpu:1', '-o', 'again.png']) == 0
+    assert np.abs(pixels(tmp_path / 'again.png') - pixels(tmp_path / 'full-stage2.png')).max() <= 1
+
+
+def test_resume_refuses_options_that_change_the_run(tmp_path, inputs, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'x.ckpt').write_bytes(b'whatever')
+    assert train.main(['--resume', 'x.ckpt', '--stage', '64x64:10:5']) == 2
+    assert '--stage' in capsys.readouterr().err
+    assert train.main(['--resume', 'x.ckpt', '--ctx', 'cpu:1']) == 2
+    err = capsys.readouterr().err
+    assert 'x.ckpt' in err and 'not a checkpoint' in err and 'Traceback' not in err
+
+
+def test_divergence_keeps_last_finite_image(tmp_path, inputs, capsys, monkeypatch):
+    from styletransfer import optimise
+    real = optimise.compute_losses
+    calls = []
+
+    def poisoned(*args, **kwargs):
+        losses = real(*args, **kwargs)
+        calls.append(1)
+        if len(calls) >= 8:
+            return losses._replace(total=losses.total * float('nan'))
+        return losses
+    monkeypatch.setattr(optimise, 'compute_losses', poisoned)
+    monkeypatch.chdir(tmp_path)
+    assert train.main([*inputs, *SCHEDULE, '-o', 'out.png']) == 1
+    err = capsys.readouterr().err
+    assert 'nan' in err and 'iteration 7' in err
+    kept = pixels(tmp_path / 'out-diverged.png')
+    assert kept.shape == (32, 48, 3) and kept.std() > 1
+    assert not (tmp_path / 'out.png').exists()
+
+
+def test_atomic_write_interrupted_half_way_keeps_old_file(tmp_path):
+    target = tmp_path / 'log.txt'
+    target.write_text('old and whole\n')
+    with pytest.raises(KeyboardInterrupt):
+        with files.atomic_path(str(target)) as tmp:
+            with open(tmp, 'w') as f:
+                f.write('half of the new')
+            raise KeyboardInterrupt
+    assert target.read_text() == 'old and whole\n'
+    assert os.listdir(tmp_path) == ['log.txt']
+    files.write_text(str(target), 'new\n')
+    assert target.read_text() == 'new\n'
+    # A new file gets the mode a plain open() would give, not mkstemp's private 0600.
+    umask = os.umask(0)
+    os.umask(umask)
+    files.write_text(str(tmp_path / 'fresh.txt'), 'x')
+    assert os.stat(tmp_path / 'fresh.txt').st_mode & 0o777 == 0o666 & ~umask
