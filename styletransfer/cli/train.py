@@ -391,6 +391,10 @@ def _train(args):
                           args.overwrite)
         ctx, ctx_remark = resolve_ctx(args.ctx)
 
+    if ctx.device_type == 'cpu':   # a GPU's memory is the driver's to report
+        from styletransfer.resources import check_memory
+        check_memory(config)
+
     # Everything the user gave is checked; now the slow parts.
     import mxnet as mx
     from styletransfer import features, weights
