@@ -22,6 +22,7 @@ class Stage:
 BOOK_STAGES = (Stage(225, 150, 500, 200), Stage(450, 300, 300, 100))
 
 OPTIMIZERS = ('adam', 'lbfgs')
+FLOAT32_MAX = 3.4028234663852886e38
 
 # Sanity bounds on user values; beyond them a run is a typo, not a wish.
 MAX_SIDE = 16384
@@ -80,9 +81,10 @@ class Config:
                                          % (k, s.lr))
         for name in ('content_weight', 'style_weight', 'tv_weight'):
             value = getattr(self, name)
-            if not 0 <= value < float('inf'):
-                raise StyleTransferError('--%s must be a finite number >= 0, not %g'
-                                         % (name.replace('_', '-'), value))
+            # The losses are float32: a larger weight turns them into inf at the first step.
+            if not 0 <= value <= FLOAT32_MAX:
+                raise StyleTransferError('--%s must be a number from 0 to %.2g, not %g'
+                                         % (name.replace('_', '-'), FLOAT32_MAX, value))
         if not 0 < self.lr_decay <= 1:
             raise StyleTransferError('lr decay must be in (0, 1], not %g' % self.lr_decay)
         if self.optimizer not in OPTIMIZERS:

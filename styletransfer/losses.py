@@ -39,6 +39,8 @@ def compute_losses(x, contents, styles, content_targets, style_grams,
     """
     if isinstance(style_weight, (int, float)):
         style_weight = [style_weight] * len(styles)
+    elif len(style_weight) != len(styles):
+        raise ValueError('%d style weights for %d style layers' % (len(style_weight), len(styles)))
     content = nd.add_n(*[content_loss(y_hat, y) * content_weight
                          for y_hat, y in zip(contents, content_targets)])
     style = nd.add_n(*[style_loss(y_hat, g) * w

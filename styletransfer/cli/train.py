@@ -463,9 +463,13 @@ def _train(args):
                     reporter.clear_bar()
                     if event.best is not None:
                         keep_best(event, outputs.diverged)
-                    reporter.line('# stage %d diverged at iteration %d (total loss %s); last '
-                                  'finite image: %s' % (event.stage, event.iteration,
-                                                        event.total, outputs.diverged))
+                        kept = 'last finite image: %s' % outputs.diverged
+                    else:
+                        kept = 'no finite image in this stage' + (
+                            '; the previous stage\'s is in %s' % outputs.stages[event.stage - 2]
+                            if event.stage > 1 else '')
+                    reporter.line('# stage %d diverged at iteration %d (total loss %s); %s'
+                                  % (event.stage, event.iteration, event.total, kept))
                     print('%s: error: the loss became %s in stage %d at iteration %d; try a '
                           'smaller --lr' % (PROG, event.total, event.stage, event.iteration),
                           file=sys.stderr)

@@ -1,0 +1,467 @@
+"""scripts/train.py through its `main(argv)`: a whole two-stage run on tiny images with random
+weights on cpu(1), the book's log format and schedule, the output files, and every refusal; plus
+the core pipeline's hand-over of arrays, all of which must live on the run's context."""
+import contextlib
+import importlib.util
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+
+import mxnet as mx
+import numpy as np
+import pytest
+from PIL import Image
+
+from styletransfer.cli import train as cli_train
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(REPO, 'scripts', 'train.py')
+
+
+def _script_main():
+    """`main` of scripts/train.py itself, loaded from its file as a user's run would."""
+    spec = importlib.util.spec_from_file_location('train_script', SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+main = _script_main()
+
+CTX = mx.cpu(1)
+BOOK_LINE = re.compile(r'^epoch +\d+, content loss \d+\.\d\d, style loss \d+\.\d\d, '
+                       r'TV loss \d+\.\d\d, \d+\.\d\d sec$')
+LR_LINE = re.compile(r'^change lr to \d\.\de-\d\d$')
+# (width, height, iterations, decay) of the two stages, and the logging interval
+STAGES = [(32, 24, 12, 5), (48, 36, 8, 4)]
+LOG_EVERY = 3
+
+
+def picture(width, height, seed):
+    rng = np.random.RandomState(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    base = np.stack([xx * 255.0 / width, yy * 255.0 / height,
+                     128 + 100 * np.sin(xx / 3.0 + seed)], axis=-1)
+    return np.clip(base + rng.randn(height, width, 3) * 25, 0, 255).astype(np.uint8)
+
+
+def write_images(folder):
+    """Content 40x30 (landscape) and style 30x45 (portrait): neither at a stage's size."""
+    content, style = folder / 'content.png', folder / 'style.png'
+    Image.fromarray(picture(40, 30, 1)).save(str(content))
+    Image.fromarray(picture(30, 45, 2)).save(str(style))
+    return str(content), str(style)
+
+
+@pytest.fixture
+def images(tmp_path):
+    return write_images(tmp_path)
+
+
+def stage_args(stages):
+    args = []
+    for w, h, iters, decay in stages:
+        args += ['--stage', '%dx%d:%d:%d' % (w, h, iters, decay)]
+    return args
+
+
+QUICK = ['--weights', 'random', '--ctx', 'cpu:1', '--no-progress', '--stage', '16x16:2:1']
+
+
+# ------------------------------------------------------------------------ a whole run, checked
+
+@pytest.fixture(scope='module')
+def full_run(tmp_path_factory):
+    """One complete two-stage run, shared by the tests that check its parts."""
+    folder = tmp_path_factory.mktemp('full')
+    content, style = write_images(folder)
+    argv = [content, style, '--weights', 'random', '--ctx', 'cpu:1', '--no-progress',
+            '--log-every', str(LOG_EVERY), '--log-file', str(folder / 'run.log'),
+            '--trace', str(folder / 'trace.jsonl'), '-o', str(folder / 'out.png')]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv + stage_args(STAGES))
+    return code, out.getvalue(), err.getvalue(), folder
+
+
+def expected_book_lines(iterations, decay, log_every, lr=0.01):
+    """The book's loop, written out: (kind, epoch or lr) in print order."""
+    lines = []
+    for i in range(iterations):
+        if i % log_every == 0 and i != 0:
+            lines.append(('epoch', i))
+        if i % decay == 0 and i != 0:
+            lr *= 0.1
+            lines.append(('lr', '%.1e' % lr))
+    return lines
+
+
+def book_lines(lines):
+    return [line for line in lines if BOOK_LINE.match(line) or LR_LINE.match(line)]
+
+
+def kinds(lines):
+    out = []
+    for line in lines:
+        if BOOK_LINE.match(line):
+            out.append(('epoch', int(line.split(',')[0].split()[1])))
+        elif LR_LINE.match(line):
+            out.append(('lr', line.split()[-1]))
+    return out
+
+
+def test_full_run_exits_0_and_prints_the_books_lines(full_run):
+    code, out, err, _ = full_run
+    assert code == 0, err
+    lines = out.splitlines()
+    headers = [i for i, line in enumerate(lines) if line.startswith('stage ')]
+    assert [lines[i][:len('stage 1/2:')] for i in headers] == ['stage 1/2:', 'stage 2/2:']
+    assert 'stage 1/2: 32x24, 12 iterations' in lines[headers[0]]
+    assert 'stage 2/2: 48x36, 8 iterations' in lines[headers[1]]
+    assert 'random' in lines[headers[0]]
+    # every line is a comment, a header or one of the book's lines
+    for line in lines:
+        assert (line.startswith('# ') or line.startswith('stage ') or BOOK_LINE.match(line)
+                or LR_LINE.match(line)), line
+    stage1, stage2 = lines[headers[0] + 1:headers[1]], lines[headers[1] + 1:]
+    assert kinds(stage1) == expected_book_lines(12, 5, LOG_EVERY)
+    assert kinds(stage2) == expected_book_lines(8, 4, LOG_EVERY)
+    # spelled out: stage 1 logs 3, 6, 9 and decays after 5 and 10; stage 2 logs 3, 6, decays at 4
+    assert kinds(stage1) == [('epoch', 3), ('lr', '1.0e-03'), ('epoch', 6), ('epoch', 9),
+                             ('lr', '1.0e-04')]
+    assert kinds(stage2) == [('epoch', 3), ('lr', '1.0e-03'), ('epoch', 6)]
+    assert '# context: cpu(1)' in out
+    assert 'Traceback' not in err
+
+
+def test_full_run_log_file_holds_the_printed_lines(full_run):
+    code, out, _, folder = full_run
+    assert code == 0
+    log = (folder / 'run.log').read_text(encoding='utf-8').splitlines()
+    printed = out.splitlines()
+    assert book_lines(log) == book_lines(printed)
+    assert len(book_lines(log)) == 8
+    # the log is written as lines are printed, so it has everything up to the last '# wrote'
+    assert log == printed[:len(log)]
+    assert all(line.startswith('# wrote') for line in printed[len(log):])
+
+
+def test_full_run_files(full_run):
+    code, _, _, folder = full_run
+    assert code == 0
+    sizes = [(w, h) for w, h, _, _ in STAGES]
+    for k, size in enumerate(sizes, 1):
+        with Image.open(str(folder / ('out-stage%d.png' % k))) as img:
+            assert img.size == size
+            assert img.mode == 'RGB'
+    final = np.asarray(Image.open(str(folder / 'out.png')))
+    stage2 = np.asarray(Image.open(str(folder / 'out-stage2.png')))
+    assert final.shape == (36, 48, 3)
+    np.testing.assert_array_equal(final, stage2)
+    with Image.open(str(folder / 'out.png')) as img:
+        assert 'random' in img.text['weights']
+        assert json.loads(img.text['config'])['weights'] == 'random'
+    for name in ('out-losses.png', 'out-sheet.png'):
+        with Image.open(str(folder / name)) as img:
+            img.verify()
+        with Image.open(str(folder / name)) as img:
+            assert img.format == 'PNG' and img.size[0] > 50 and img.size[1] > 50
+    # the inputs are untouched and no temporary files are left behind
+    assert np.array_equal(np.asarray(Image.open(str(folder / 'content.png'))),
+                          picture(40, 30, 1))
+    assert not [n for n in os.listdir(str(folder)) if '.part' in n]
+
+
+def test_full_run_trace(full_run):
+    code, out, _, folder = full_run
+    assert code == 0
+    lines = (folder / 'trace.jsonl').read_text().splitlines()
+    run = json.loads(lines[0])['run']
+    assert 'random' in run['weights']
+    assert run['context'] == 'cpu(1)'
+    assert run['config']['weights'] == 'random'
+    records = [json.loads(line) for line in lines[1:]]
+    assert [(r['stage'], r['epoch']) for r in records] == [(1, 3), (1, 6), (1, 9), (2, 3), (2, 6)]
+    printed = [line for line in out.splitlines() if BOOK_LINE.match(line)]
+    for r, line in zip(records, printed):
+        assert line.startswith('epoch %3d, content loss %.2f, style loss %.2f, TV loss %.2f, '
+                               % (r['epoch'], r['content'], r['style'], r['tv']))
+        assert r['total'] == pytest.approx(r['content'] + r['style'] + r['tv'], rel=1e-5)
+        assert (r['width'], r['height']) == ((32, 24) if r['stage'] == 1 else (48, 36))
+    # lr used by each logged iteration: decay after 5, 10 (stage 1) and 4 (stage 2)
+    assert [r['lr'] for r in records] == pytest.approx([1e-2, 1e-3, 1e-3, 1e-2, 1e-3])
+    for stage in (1, 2):
+        totals = [r['total'] for r in records if r['stage'] == stage]
+        assert totals[0] > totals[-1]
+
+
+def test_default_output_name_says_random_weights(tmp_path, images, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(list(images) + QUICK) == 0
+    assert (tmp_path / 'content-style-random-weights.png').is_file()
+    assert (tmp_path / 'content-style-random-weights-stage1.png').is_file()
+    assert not (tmp_path / 'content-style.png').exists()
+    assert '# wrote content-style-random-weights.png' in capsys.readouterr().out
+
+
+def test_book_decay_and_logging_iterations(tmp_path, images, capsys):
+    code = main(list(images) + ['--weights', 'random', '--ctx', 'cpu:1', '--no-progress',
+                                '--stage', '32x24:21:5', '--log-every', '5',
+                                '-o', str(tmp_path / 'o.png')])
+    assert code == 0
+    lines = book_lines(capsys.readouterr().out.splitlines())
+    assert kinds(lines) == [('epoch', 5), ('lr', '1.0e-03'), ('epoch', 10), ('lr', '1.0e-04'),
+                            ('epoch', 15), ('lr', '1.0e-05'), ('epoch', 20), ('lr', '1.0e-06')]
+    assert lines[1] == 'change lr to 1.0e-03'
+    assert lines[-1] == 'change lr to 1.0e-06'
+
+
+def test_divergence_in_the_first_iteration(tmp_path, images, capsys):
+    # A pixel checkerboard has TV about 4.4 on the normalised image; 1e38 (a float32 number)
+    # times that overflows float32, so the very first loss is inf and the stage has no finite
+    # image at all.
+    board = (np.indices((16, 16)).sum(axis=0) % 2 * 255).astype(np.uint8)   # stage size
+    content = tmp_path / 'board.png'
+    Image.fromarray(np.stack([board] * 3, axis=-1)).save(str(content))
+    code = main([str(content), images[1]] + QUICK + ['--tv-weight', '1e38',
+                                                     '-o', str(tmp_path / 'o.png')])
+    captured = capsys.readouterr()
+    assert code == 1
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and 'inf' in err[0] and 'Traceback' not in captured.err
+    assert not (tmp_path / 'o.png').exists()
+    # the log must not name an image that was not written
+    said = [line for line in captured.out.splitlines() if 'diverged' in line]
+    assert said
+    for line in said:
+        for word in line.replace(',', ' ').split():
+            if word.endswith('.png'):
+                assert os.path.exists(word), 'the log names a file that does not exist: ' + line
+
+
+def test_weights_beyond_float32_refused(tmp_path, images, capsys):
+    # 1e39 is finite for Python but inf in the float32 the losses are computed in
+    message = refused(capsys, list(images) + QUICK + ['--style-weight', '1e39',
+                                                      '-o', str(tmp_path / 'o.png')])
+    assert '--style-weight' in message
+
+
+def test_the_script_is_a_thin_wrapper_around_the_cli(images, tmp_path):
+    assert main is cli_train.main
+    # run as a program: the exit code and the one-line error reach the shell
+    done = subprocess.run([sys.executable, SCRIPT, images[0], images[1], '--ctx', 'bogus',
+                           '-o', str(tmp_path / 'o.png')],
+                          capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.startswith('train.py: ')]
+    assert errors == ["train.py: error: --ctx 'bogus': expected auto, cpu, cpu:N, gpu or gpu:N"]
+    assert 'Traceback' not in done.stderr
+
+
+# ---------------------------------------------------------------------------------- refusals
+
+def refused(capsys, argv):
+    """Run main, expect exit 2 and one line on stderr without a traceback; return that line."""
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert code == 2
+    err_lines = captured.err.strip().splitlines()
+    assert len(err_lines) == 1, captured.err
+    assert err_lines[0].startswith('train.py: error: ')
+    assert 'Traceback' not in captured.err
+    assert 'epoch' not in captured.out
+    return err_lines[0]
+
+
+def test_existing_output_refused_then_accepted_with_overwrite(tmp_path, images, capsys):
+    out = tmp_path / 'out.png'
+    out.write_bytes(b'precious')
+    message = refused(capsys, list(images) + QUICK + ['-o', str(out)])
+    assert str(out) in message and '--overwrite' in message
+    assert out.read_bytes() == b'precious'
+    assert not (tmp_path / 'out-stage1.png').exists()
+    assert main(list(images) + QUICK + ['-o', str(out), '--overwrite']) == 0
+    with Image.open(str(out)) as img:
+        assert img.size == (16, 16)
+
+
+def test_existing_stage_file_refused(tmp_path, images, capsys):
+    (tmp_path / 'out-stage1.png').write_bytes(b'old')
+    message = refused(capsys, list(images) + QUICK + ['-o', str(tmp_path / 'out.png')])
+    assert 'out-stage1.png' in message
+    assert (tmp_path / 'out-stage1.png').read_bytes() == b'old'
+
+
+def test_output_equal_to_an_input_refused(images, capsys):
+    before = open(images[0], 'rb').read()
+    message = refused(capsys, list(images) + QUICK + ['-o', images[0], '--overwrite'])
+    assert 'input' in message
+    assert open(images[0], 'rb').read() == before
+
+
+def test_missing_output_folder_refused(tmp_path, images, capsys):
+    message = refused(capsys, list(images) + QUICK + ['-o', str(tmp_path / 'no' / 'out.png')])
+    assert 'does not exist' in message and str(tmp_path / 'no') in message
+
+
+def test_bad_output_extension_refused(tmp_path, images, capsys):
+    message = refused(capsys, list(images) + QUICK + ['-o', str(tmp_path / 'out.gif')])
+    assert '.png' in message
+
+
+def test_only_one_image_refused(images, capsys):
+    message = refused(capsys, [images[0]] + QUICK)
+    assert 'CONTENT and STYLE' in message
+
+
+@pytest.mark.parametrize('stage', ['64x48:10', '64x48', '64*48:10:5', 'axb:1:1',
+                                   '64x48:ten:5', '64x48:10:5:0.1:9', '64x48x2:10:5'])
+def test_bad_stage_syntax_refused(tmp_path, images, capsys, stage):
+    message = refused(capsys, list(images) + ['--weights', 'random', '--ctx', 'cpu:1',
+                                              '--stage', stage, '-o', str(tmp_path / 'o.png')])
+    assert repr(stage) in message and 'WIDTHxHEIGHT' in message
+
+
+@pytest.mark.parametrize('size', ['8x8', '15x64', '64x15'])
+def test_stage_too_small_for_conv5_1_refused(tmp_path, images, capsys, size):
+    message = refused(capsys, list(images) + ['--weights', 'random', '--ctx', 'cpu:1',
+                                              '--stage', size + ':5:5',
+                                              '-o', str(tmp_path / 'o.png')])
+    assert 'conv5_1' in message and '16' in message and size in message
+
+
+@pytest.mark.parametrize('stage', ['64x48:0:5', '64x48:5:0', '64x48:5:5:0'])
+def test_stage_values_out_of_range_refused(tmp_path, images, capsys, stage):
+    message = refused(capsys, list(images) + ['--weights', 'random', '--ctx', 'cpu:1',
+                                              '--stage', stage, '-o', str(tmp_path / 'o.png')])
+    assert 'stage 1' in message
+
+
+def test_gpu_refused_on_this_machine(tmp_path, images, capsys):
+    # CPU-only machines run this suite; on a machine with n GPUs, gpu:n is still missing
+    n = mx.context.num_gpus()
+    specs = ['gpu:%d' % n, 'gpu:%d' % (n + 3)] + (['gpu', 'gpu:0'] if n == 0 else [])
+    for spec in specs:
+        message = refused(capsys, list(images) + ['--weights', 'random', '--ctx', spec,
+                                                  '-o', str(tmp_path / 'o.png')])
+        assert spec in message and '%d GPU' % n in message
+        if n == 0:
+            assert '--ctx cpu' in message
+    assert not (tmp_path / 'o.png').exists()
+
+
+@pytest.mark.parametrize('spec', ['bogus', 'cpu:x', 'tpu:0', 'cpu:-1'])
+def test_bad_ctx_refused(tmp_path, images, capsys, spec):
+    message = refused(capsys, list(images) + ['--weights', 'random', '--ctx', spec,
+                                              '-o', str(tmp_path / 'o.png')])
+    assert repr(spec) in message and 'cpu:N' in message
+
+
+def test_non_image_content_refused(tmp_path, images, capsys):
+    fake = tmp_path / 'notes.png'
+    fake.write_text('this is not a picture\n')
+    message = refused(capsys, [str(fake), images[1]] + QUICK + ['-o', str(tmp_path / 'o.png')])
+    assert str(fake) in message and 'not an image' in message
+
+
+def test_missing_content_refused(tmp_path, images, capsys):
+    message = refused(capsys, [str(tmp_path / 'nope.jpg'), images[1]] + QUICK
+                      + ['-o', str(tmp_path / 'o.png')])
+    assert 'nope.jpg' in message and 'no such file' in message
+
+
+def test_unknown_layer_refused(tmp_path, images, capsys):
+    message = refused(capsys, list(images) + QUICK + ['--content-layers', 'conv9_9',
+                                                      '-o', str(tmp_path / 'o.png')])
+    assert 'conv9_9' in message
+
+
+def test_negative_weight_refused(tmp_path, images, capsys):
+    message = refused(capsys, list(images) + QUICK + ['--tv-weight', '-1',
+                                                      '-o', str(tmp_path / 'o.png')])
+    assert '--tv-weight' in message
+
+
+def test_debug_shows_the_exception(tmp_path, images):
+    from styletransfer.errors import StyleTransferError
+    with pytest.raises(StyleTransferError):
+        main(list(images) + ['--ctx', 'bogus', '--debug', '-o', str(tmp_path / 'o.png')])
+
+
+# ------------------------------------------------------- the core pipeline on its context
+
+def test_pipeline_hands_on_arrays_on_the_runs_context():
+    from mxnet import image as mximage, nd
+    from styletransfer import features, weights
+    from styletransfer.config import Config, Stage
+    from styletransfer.images import RGB_MEAN, RGB_STD, Normalizer
+    from styletransfer.optimise import targets, transfer
+    from styletransfer.progress import Progress, StageEnd
+
+    content, style = picture(40, 30, 1), picture(30, 45, 2)
+    vgg = weights.load('random', 28, 0)
+    extractor = features.build_extractor(vgg, (25,), (0, 5, 10, 19, 28), CTX)
+    normalizer = Normalizer(CTX)
+    assert normalizer.mean.context == CTX and normalizer.std.context == CTX
+
+    x = normalizer.preprocess(content, 32, 24)
+    assert x.context == CTX and x.shape == (1, 3, 24, 32)
+    resized = mximage.imresize(nd.array(content, dtype='uint8'), 32, 24).asnumpy() / 255.0
+    expected = ((resized - np.array(RGB_MEAN)) / np.array(RGB_STD)).transpose(2, 0, 1)[None]
+    np.testing.assert_allclose(x.asnumpy(), expected, rtol=1e-5, atol=1e-5)
+    back = normalizer.postprocess(x)
+    assert back.context == CTX
+    np.testing.assert_allclose(back.asnumpy(), resized, atol=1e-5)
+
+    content_x, contents, grams = targets(extractor, normalizer, content, style, 32, 24)
+    assert content_x.context == CTX
+    assert [c.context for c in contents] == [CTX]
+    assert [g.context for g in grams] == [CTX] * 5
+    assert [g.shape for g in grams] == [(64, 64), (128, 128), (256, 256), (512, 512),
+                                         (512, 512)]
+
+    config = Config(stages=(Stage(32, 24, 4, 2), Stage(48, 36, 3, 1)), weights='random')
+    events = []
+    for event in transfer(extractor, normalizer, content, style, config, CTX):
+        if isinstance(event, Progress):
+            assert event.image.context == CTX and event.best.context == CTX
+            # the image moves on in place: keep copies
+            event = (event, event.image.asnumpy(), event.best.asnumpy())
+        else:
+            assert isinstance(event, StageEnd)
+            assert event.picture.context == CTX
+        events.append(event)
+    progress = [e for e in events if isinstance(e, tuple)]
+    ends = [e for e in events if isinstance(e, StageEnd)]
+    assert [(p.stage, p.iteration) for p, _, _ in progress] == [
+        (1, 0), (1, 1), (1, 2), (1, 3), (2, 0), (2, 1), (2, 2)]
+    assert isinstance(events[4], StageEnd) and isinstance(events[-1], StageEnd)
+    assert [e.picture.shape for e in ends] == [(24, 32, 3), (36, 48, 3)]
+    for e in ends:
+        values = e.picture.asnumpy()
+        assert values.min() >= 0 and values.max() <= 1
+    # the book's schedule: lr decays after iteration 2 (stage 1, every 2) and 1, 2 (every 1)
+    assert [p.lr for p, _, _ in progress] == pytest.approx([1e-2, 1e-2, 1e-2, 1e-3,
+                                                            1e-2, 1e-2, 1e-3])
+    assert [p.new_lr for p, _, _ in progress] == [None, None, pytest.approx(1e-3), None,
+                                                   None, pytest.approx(1e-3),
+                                                   pytest.approx(1e-4)]
+    # iteration 0 of stage 1 reports the content image itself: no content loss
+    first, first_image, first_best = progress[0]
+    assert first.content == pytest.approx(0, abs=1e-5)
+    np.testing.assert_allclose(first_best, content_x.asnumpy(), atol=1e-6)
+    # stage 2 starts from stage 1's result: postprocessed, times 255, resized, normalised
+    stage1_result = ends[0].picture.asnumpy()
+    up = mximage.imresize(nd.array(stage1_result * 255), 48, 36).asnumpy() / 255.0
+    start2 = ((up - np.array(RGB_MEAN)) / np.array(RGB_STD)).transpose(2, 0, 1)[None]
+    second, _, second_best = progress[4]
+    np.testing.assert_allclose(second_best, start2, rtol=1e-4, atol=1e-4)
+    assert second.content > 0
+    # the stage result is the image after the last update
+    last_image = progress[3][1]
+    np.testing.assert_allclose(
+        stage1_result, np.clip(last_image[0].transpose(1, 2, 0) * np.array(RGB_STD)
+                               + np.array(RGB_MEAN), 0, 1), atol=1e-5)
