@@ -210,8 +210,12 @@ def read_pth(path):
         raise StyleTransferError('%s: %s' % (path, e)) from None
     except OSError as e:
         raise StyleTransferError('%s: cannot read: %s' % (path, e.strerror or e)) from None
-    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, TypeError,
-            AttributeError, IndexError, KeyError, MemoryError, RecursionError, struct.error) as e:
+    except zipfile.BadZipFile as e:
+        # the zip directory is at the end, so a partial download loses it first
+        raise StyleTransferError('%s: a zip that is truncated or damaged (%s)'
+                                 % (path, e)) from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
+            KeyError, MemoryError, RecursionError, struct.error) as e:
         raise StyleTransferError('%s: not a readable PyTorch checkpoint, or truncated (%s: %s)'
                                  % (path, type(e).__name__, str(e)[:200])) from None
 
