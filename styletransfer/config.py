@@ -22,6 +22,8 @@ class Stage:
 BOOK_STAGES = (Stage(225, 150, 500, 200), Stage(450, 300, 300, 100))
 
 OPTIMIZERS = ('adam', 'lbfgs')
+PRESERVE_COLORS = ('none', 'luminance', 'histogram')
+POOLINGS = ('max', 'avg')
 FLOAT32_MAX = 3.4028234663852886e38
 
 # Sanity bounds on user values; beyond them a run is a typo, not a wish.
@@ -47,6 +49,28 @@ class Config:
     lbfgs_history: int = 20
     stop_rtol: float = 0.0      # end a stage once the loss fell by less than this (relative)
     stop_window: int = 50       # ... over this many iterations; 0 rtol: run every iteration
+    # Controls beyond the book; their defaults leave the book's run unchanged.
+    style_blend: tuple = ()     # ((path, weight), ...) replacing `style`; weights normalised
+    style_scale: float = 1.0    # style image size relative to the stage size (the book: 1)
+    style_layer_weights: tuple = ()   # one multiplier of style_weight per style layer
+    preserve_colors: str = 'none'     # 'luminance' or 'histogram' (Gatys et al. 2017)
+    init: str = 'content'       # 'content', 'noise' or an image path
+    noise_ratio: float = 0.0    # blend this much uniform noise into the initial image
+    pooling: str = 'max'        # 'avg' replaces VGG's max pooling
+
+    @property
+    def styles(self):
+        """((path, normalised weight), ...): the style images whose Gram matrices are mixed."""
+        if not self.style_blend:
+            return ((self.style, 1.0),)
+        total = sum(w for _, w in self.style_blend)
+        return tuple((path, w / total) for path, w in self.style_blend)
+
+    @property
+    def layer_style_weights(self):
+        """The style weight of each style layer."""
+        factors = self.style_layer_weights or (1.0,) * len(self.style_layers)
+        return tuple(self.style_weight * f for f in factors)
 
     def replace(self, **changes):
         return replace(self, **changes)
@@ -96,9 +120,59 @@ class Config:
             raise StyleTransferError('--stop-window must be at least 1')
         if self.lbfgs_history < 1:
             raise StyleTransferError('L-BFGS history must be at least 1')
+        if self.style_blend:
+            if any(not w >= 0 for _, w in self.style_blend) or not sum(
+                    w for _, w in self.style_blend) > 0:
+                raise StyleTransferError('--style-blend weights must be >= 0 and not all 0')
+        if not 0.05 <= self.style_scale <= 20:
+            raise StyleTransferError('--style-scale must be in [0.05, 20], not %g'
+                                     % self.style_scale)
+        shortest = min(min(s.width, s.height) for s in self.stages)
+        if round(shortest * self.style_scale) < smallest:
+            raise StyleTransferError('--style-scale %g makes the style image %d pixels on its '
+                                     'short side in the smallest stage; the layers need %d'
+                                     % (self.style_scale, round(shortest * self.style_scale),
+                                        smallest))
+        if self.style_layer_weights and len(self.style_layer_weights) != len(self.style_layers):
+            raise StyleTransferError('--style-layer-weights gives %d weights for %d style layers'
+                                     % (len(self.style_layer_weights), len(self.style_layers)))
+        if any(not 0 <= w <= FLOAT32_MAX for w in self.layer_style_weights):
+            raise StyleTransferError('--style-layer-weights must be numbers >= 0')
+        if self.preserve_colors not in PRESERVE_COLORS:
+            raise StyleTransferError('--preserve-colors must be one of %s, not %r'
+                                     % (', '.join(PRESERVE_COLORS), self.preserve_colors))
+        if not 0 <= self.noise_ratio <= 1:
+            raise StyleTransferError('--noise-ratio must be in [0, 1], not %g' % self.noise_ratio)
+        if self.pooling not in POOLINGS:
+            raise StyleTransferError('--pooling must be max or avg, not %r' % self.pooling)
         if self.log_every < 1:
             raise StyleTransferError('--log-every must be at least 1')
         return self
+
+
+def parse_style_blend(text):
+    """'a.jpg:0.7,b.jpg:0.3' -> (('a.jpg', 0.7), ('b.jpg', 0.3)); a missing weight is 1."""
+    pairs = []
+    for item in text.split(','):
+        path, sep, weight = item.strip().rpartition(':')
+        if not sep:
+            path, weight = weight, '1'
+        try:
+            pairs.append((path, float(weight)))
+        except ValueError:
+            raise StyleTransferError('--style-blend %r: expected PATH:WEIGHT,PATH:WEIGHT,...'
+                                     % text) from None
+        if not path:
+            raise StyleTransferError('--style-blend %r: an entry has no path' % text)
+    return tuple(pairs)
+
+
+def parse_floats(text, option):
+    try:
+        return tuple(float(v) for v in text.split(','))
+    except ValueError:
+        raise StyleTransferError('%s %r: expected comma-separated numbers' % (option, text)) \
+            from None
 
 
 def parse_stage(text, default_lr=0.01):

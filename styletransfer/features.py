@@ -10,7 +10,7 @@ from .layers import CONV_SHAPES
 class FeatureExtractor(gluon.HybridBlock):
     """x (1x3xHxW, normalised) -> (content features..., style features...)."""
 
-    def __init__(self, content_layers, style_layers, **kwargs):
+    def __init__(self, content_layers, style_layers, pooling='max', **kwargs):
         super().__init__(**kwargs)
         self.content_layers = tuple(content_layers)
         self.style_layers = tuple(style_layers)
@@ -21,7 +21,11 @@ class FeatureExtractor(gluon.HybridBlock):
         with self.name_scope():
             self.body = nn.HybridSequential(prefix='')
             for i in range(self.deepest + 1):
-                self.body.add(zoo.features[i])
+                layer = zoo.features[i]
+                if pooling == 'avg' and isinstance(layer, nn.MaxPool2D):
+                    # Average pooling gives smoother images (Gatys et al. 2016).
+                    layer = nn.AvgPool2D(pool_size=2, strides=2)
+                self.body.add(layer)
 
     def hybrid_forward(self, F, x):
         outputs = {}
@@ -38,9 +42,9 @@ class FeatureExtractor(gluon.HybridBlock):
         return list(outputs[:n]), list(outputs[n:])
 
 
-def build_extractor(weights, content_layers, style_layers, ctx):
+def build_extractor(weights, content_layers, style_layers, ctx, pooling='max'):
     """A frozen, hybridised extractor on `ctx` holding `weights` (a weights.Weights)."""
-    net = FeatureExtractor(content_layers, style_layers)
+    net = FeatureExtractor(content_layers, style_layers, pooling)
     for i, layer in enumerate(net.body):
         if i in CONV_SHAPES:
             weight, bias = weights.convs[i]

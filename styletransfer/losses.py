@@ -1,6 +1,7 @@
 """The book's losses as pure functions over NDArrays; weights are passed in, nothing is global."""
 from collections import namedtuple
 
+import numpy as np
 from mxnet import nd
 
 Losses = namedtuple('Losses', 'content style tv total')
@@ -37,7 +38,7 @@ def compute_losses(x, contents, styles, content_targets, style_grams,
     `style_weight` is a number (the same for every style layer, as in the book) or a sequence
     with one weight per style layer.
     """
-    if isinstance(style_weight, (int, float)):
+    if isinstance(style_weight, (int, float, np.floating)):
         style_weight = [style_weight] * len(styles)
     elif len(style_weight) != len(styles):
         raise ValueError('%d style weights for %d style layers' % (len(style_weight), len(styles)))

@@ -6,6 +6,7 @@ stage, and leave printing, saving and stopping to the caller.
 """
 import time
 
+import numpy as np
 from mxnet import autograd, gluon, nd
 
 from .checkpoint import restore_trainer
@@ -25,13 +26,41 @@ class GeneratedImage(gluon.Block):
         return self.weight.data()
 
 
-def targets(extractor, normalizer, content_img, style_img, width, height):
-    """Content input and features, and style Gram matrices, at one size (computed once)."""
+def targets(extractor, normalizer, content_img, style_imgs, width, height, style_scale=1.0):
+    """Content input and features, and the style Gram matrices, at one size (computed once).
+
+    `style_imgs` is one picture, or ((picture, weight), ...) whose Gram matrices are mixed with
+    those weights. Style pictures are resized to the stage size times `style_scale` (the book:
+    exactly the stage size, whatever their aspect)."""
     content_x = normalizer.preprocess(content_img, width, height)
     contents, _ = extractor.split(extractor(content_x))
-    style_x = normalizer.preprocess(style_img, width, height)
-    _, styles = extractor.split(extractor(style_x))
-    return content_x, contents, [gram(y) for y in styles]
+    if not isinstance(style_imgs, (list, tuple)):
+        style_imgs = [(style_imgs, 1.0)]
+    size = (max(1, round(width * style_scale)), max(1, round(height * style_scale)))
+    grams = None
+    for picture, weight in style_imgs:
+        _, styles = extractor.split(extractor(normalizer.preprocess(picture, *size)))
+        mine = [gram(y) if weight == 1 else gram(y) * weight for y in styles]
+        grams = mine if grams is None else [a + b for a, b in zip(grams, mine)]
+    return content_x, contents, grams
+
+
+def initial_image(config, normalizer, content_x, init_img, width, height):
+    """Stage 1's starting image: the content (the book), noise or a given picture, with
+    `config.noise_ratio` of seeded uniform noise blended in."""
+    if config.init == 'content':
+        base = content_x
+    elif config.init == 'noise':
+        base = None
+    else:
+        base = normalizer.preprocess(init_img, width, height)
+    ratio = 1.0 if base is None else config.noise_ratio
+    if ratio == 0:
+        return base
+    rng = np.random.RandomState(config.seed)
+    noise = normalizer.preprocess(rng.uniform(0, 255, (height, width, 3)).astype(np.float32),
+                                  width, height)
+    return noise if base is None else (1 - ratio) * base + ratio * noise
 
 
 def optimise_stage(extractor, init, content_targets, style_grams, stage, config, ctx,
@@ -59,7 +88,8 @@ def optimise_stage(extractor, init, content_targets, style_grams, stage, config,
             x = image()
             contents, styles = extractor.split(extractor(x))
             losses = compute_losses(x, contents, styles, content_targets, style_grams,
-                                    config.content_weight, config.style_weight, config.tv_weight)
+                                    config.content_weight, config.layer_style_weights,
+                                    config.tv_weight)
         losses.total.backward()
         # One sync for all four numbers, while the backward pass is still running.
         content, style, tv, total = nd.concat(*losses, dim=0).asnumpy().tolist()
@@ -94,7 +124,8 @@ def optimise_stage_lbfgs(extractor, init, content_targets, style_grams, stage, c
         with autograd.record():
             contents, styles = extractor.split(extractor(x))
             losses = compute_losses(x, contents, styles, content_targets, style_grams,
-                                    config.content_weight, config.style_weight, config.tv_weight)
+                                    config.content_weight, config.layer_style_weights,
+                                    config.tv_weight)
         losses.total.backward()
         values = nd.concat(*losses, dim=0).asnumpy().tolist()
         return values[-1], x.grad.copy(), values
@@ -137,25 +168,29 @@ class Plateau:
         return before - total <= self.rtol * abs(before)
 
 
-def transfer(extractor, normalizer, content_img, style_img, config, ctx, resume=None):
+def transfer(extractor, normalizer, content_img, style_img, config, ctx, resume=None,
+             init_img=None):
     """All stages of `config`; each starts from the previous result resized to its own size
     (postprocessed, times 255, preprocessed: the book's hand-over, without 8-bit rounding) and
     uses targets recomputed at its size. Yields Progress and StageEnd records.
 
     With `resume` (a Checkpoint), the stages before the checkpoint's are skipped and its stage
     continues from the checkpoint (a checkpoint taken between stages holds the finished stage's
-    image, which is handed over as usual)."""
+    image, which is handed over as usual). `style_img` is one picture or ((picture, weight),
+    ...); `init_img` is the picture of `config.init` when that is a path."""
     previous = None
     for number, stage in enumerate(config.stages, 1):
         if resume is not None and number < resume.stage:
             continue
         content_x, content_targets, style_grams = targets(
-            extractor, normalizer, content_img, style_img, stage.width, stage.height)
+            extractor, normalizer, content_img, style_img, stage.width, stage.height,
+            config.style_scale)
         here = resume if resume is not None and number == resume.stage else None
         if here is not None and here.next_iteration == 0:
             previous, here = here.image, None
         if previous is None:
-            init = content_x
+            init = initial_image(config, normalizer, content_x, init_img, stage.width,
+                                 stage.height)
         else:
             init = normalizer.preprocess(normalizer.postprocess(previous) * 255,
                                          stage.width, stage.height)

@@ -401,7 +401,10 @@ def summarise_size(records, size):
             continue
         entry = dict(rounds_s=[by_round[n]['median_s'] for n in sorted(by_round)],
                      median_s=_median(r['median_s'] for r in by_round.values()),
-                     peak_mb=max(r['peak_mb'] for r in by_round.values()))
+                     best_s=min(r['median_s'] for r in by_round.values()),
+                     peak_mb=max(r['peak_mb'] for r in by_round.values()),
+                     cpu_per_wall=_median(r['cpu_s'] / r['wall_s'] for r in by_round.values()
+                                          if r.get('wall_s') and 'cpu_s' in r))
         if kind == 'peer':
             for key in ('sgemm_gflops', 'bound_s', 'conv_rate_gflops', 'conv_bound_s'):
                 entry[key] = _median(r.get(key) for r in by_round.values())
@@ -512,18 +515,23 @@ def format_report(doc):
     lin = doc.get('linearity')
     ref = lin['reference'] if lin else size_name(REFERENCE_SIZE)
     cost = [('size', '%-10s'), ('ours s/MP', '%10s'), ('vs %s' % ref, '%11s'),
-            ('ours GFLOP/s', '%13s'), ('step GFLOP', '%11s'), ('MB ours', '%8s'),
-            ('MB book', '%8s'), ('MB peer', '%8s')]
+            ('ours GFLOP/s', '%13s'), ('step GFLOP', '%11s'), ('ours best', '%10s'),
+            ('CPU/wall', '%9s'), ('MB ours', '%8s'), ('MB book', '%8s'), ('MB peer', '%8s')]
     rows = []
     for s in doc['sizes']:
         rows.append([s['size'], _num(_field(s['ours'], 's_per_mp'), '%.3f'),
                      _num(lin['relative'].get(s['size']) if lin else None, '%.2f', 'x'),
                      _num(_field(s['ours'], 'gflops'), '%.1f'), '%.1f' % s['conv_gflop_step'],
+                     _num(_field(s['ours'], 'best_s'), '%.4f'),
+                     _num(_field(s['ours'], 'cpu_per_wall'), '%.2f'),
                      _num(_field(s['ours'], 'peak_mb'), '%.0f'),
                      _num(_field(s['book'], 'peak_mb'), '%.0f'),
                      _num(_field(s['peer'], 'peak_mb'), '%.0f')])
-    out += ['', 'Cost per megapixel and peak resident memory (largest over rounds; MB = MiB)',
-            _table(cost, rows)]
+    out += ['', 'Cost per megapixel, best round, and peak resident memory (largest over rounds; '
+            'MB = MiB)', _table(cost, rows),
+            'ours best: the fastest round\'s median s/iter; CPU/wall: CPU seconds over wall '
+            'seconds of our process (median over rounds), well under the thread count when '
+            'other work took the cores']
     if lin and lin['ratio'] is None:
         out.append('linearity in pixels not judged: no size larger than %s' % lin['reference'])
     elif lin:

@@ -13,7 +13,8 @@ import signal
 import sys
 
 from styletransfer import booklog, layers
-from styletransfer.config import BOOK_STAGES, OPTIMIZERS, Config, parse_stage
+from styletransfer.config import (BOOK_STAGES, OPTIMIZERS, POOLINGS, PRESERVE_COLORS, Config,
+                                  parse_floats, parse_stage, parse_style_blend)
 from styletransfer.errors import StyleTransferError
 from styletransfer.files import write_text
 
@@ -77,6 +78,26 @@ def build_parser():
     p.add_argument('--preset', choices=sorted(PRESETS),
                    help='a named set of options, applied before the ones given explicitly: '
                         + '; '.join('%s = %s' % (k, ' '.join(v)) for k, v in PRESETS.items()))
+    g = p.add_argument_group('beyond the book (defaults leave the book\'s run unchanged)')
+    g.add_argument('--style-blend', metavar='PATH:W,PATH:W',
+                   help='several style images instead of STYLE, their Gram matrices mixed with '
+                        'these weights (normalised to sum 1)')
+    g.add_argument('--style-scale', type=float, default=d.style_scale, metavar='S',
+                   help='style image size relative to the stage size: larger S, smaller '
+                        'strokes relative to the picture (default: %(default)g, the book\'s)')
+    g.add_argument('--style-layer-weights', metavar='W,W,...',
+                   help='one multiplier of --style-weight per style layer (default: all 1)')
+    g.add_argument('--preserve-colors', choices=PRESERVE_COLORS, default=d.preserve_colors,
+                   help='keep the content\'s colours: "luminance" transfers on luminance only, '
+                        '"histogram" gives the style image the content\'s colour mean and '
+                        'covariance first (default: %(default)s)')
+    g.add_argument('--init', default=d.init, metavar='content|noise|PATH',
+                   help='stage 1 starts from the content (the book), noise or this image')
+    g.add_argument('--noise-ratio', type=float, default=d.noise_ratio, metavar='R',
+                   help='blend this much uniform noise (seeded by --seed) into the initial '
+                        'image (default: %(default)g)')
+    g.add_argument('--pooling', choices=POOLINGS, default=d.pooling,
+                   help='VGG pooling; avg often gives smoother results (default: %(default)s)')
     p.add_argument('--log-every', type=int, default=d.log_every, metavar='N',
                    help='print the book\'s loss line every N iterations (default: %(default)s)')
     p.add_argument('--log-file', metavar='PATH', help='also write the log lines to this file')
@@ -143,7 +164,10 @@ def _config(args):
         stages = tuple(s if args.lr == s.lr else s.__class__(s.width, s.height, s.iterations,
                                                             s.decay_every, args.lr)
                        for s in BOOK_STAGES)
-    if (args.content is None) != (args.style is None):
+    blend = parse_style_blend(args.style_blend) if args.style_blend else ()
+    if blend and args.style is not None:
+        raise StyleTransferError('give STYLE or --style-blend, not both')
+    if not blend and (args.content is None) != (args.style is None):
         raise StyleTransferError('give both CONTENT and STYLE images, or neither for the book\'s')
     return Config(
         content=args.content or BOOK_CONTENT, style=args.style or BOOK_STYLE, stages=stages,
@@ -152,7 +176,11 @@ def _config(args):
         content_weight=args.content_weight, style_weight=args.style_weight,
         tv_weight=args.tv_weight, weights=args.weights, seed=args.seed,
         log_every=args.log_every, optimizer=args.optimizer, stop_rtol=args.stop_rtol,
-        stop_window=args.stop_window).validate()
+        stop_window=args.stop_window, style_blend=blend, style_scale=args.style_scale,
+        style_layer_weights=(parse_floats(args.style_layer_weights, '--style-layer-weights')
+                             if args.style_layer_weights else ()),
+        preserve_colors=args.preserve_colors, init=args.init, noise_ratio=args.noise_ratio,
+        pooling=args.pooling).validate()
 
 
 class Outputs:
@@ -166,8 +194,8 @@ class Outputs:
                  overwrite=False, own=()):
         from styletransfer.images import check_output_format
         if not output:
-            stem = '%s-%s' % tuple(os.path.splitext(os.path.basename(p))[0]
-                                   for p in (config.content, config.style))
+            name = lambda p: os.path.splitext(os.path.basename(p))[0]  # noqa: E731
+            stem = '%s-%s' % (name(config.content), '+'.join(name(p) for p, _ in config.styles))
             output = stem + ('-random-weights' if config.weights == 'random' else '') + '.png'
         check_output_format(output)
         self.final = output
@@ -179,7 +207,9 @@ class Outputs:
         self.diverged = base + '-diverged' + ext
         self.checkpoint = checkpoint or base + '.ckpt'
         self.log_file, self.trace = log_file, trace
-        self._check(overwrite, (config.content, config.style), {os.path.realpath(p) for p in own})
+        inputs = [config.content] + [p for p, _ in config.styles] + (
+            [config.init] if config.init not in ('content', 'noise') else [])
+        self._check(overwrite, inputs, {os.path.realpath(p) for p in own})
         self._check_space(config)
 
     def all(self):
@@ -363,7 +393,8 @@ def _resume_checks(args, parser):
 
 CONFIG_OPTIONS = ('stage', 'lr', 'content_weight', 'style_weight', 'tv_weight', 'content_layers',
                   'style_layers', 'log_every', 'weights', 'seed', 'optimizer', 'stop_rtol',
-                  'stop_window', 'preset')
+                  'stop_window', 'preset', 'style_blend', 'style_scale', 'style_layer_weights',
+                  'preserve_colors', 'init', 'noise_ratio', 'pooling')
 
 
 def _train(args):
@@ -385,7 +416,16 @@ def _train(args):
     else:
         config = _config(args)
     content_img, notes = _load_input(config.content, config)
-    style_img, style_notes = _load_input(config.style, config)
+    styles = []
+    for path, weight in config.styles:
+        picture, more = _load_input(path, config)
+        styles.append((picture, weight))
+        notes += more
+    init_img = None
+    if config.init not in ('content', 'noise'):
+        init_img, more = _load_input(config.init, config)
+        notes += more
+    net_content, net_styles = _color_inputs(config, content_img, styles)
     if resume is None:
         outputs = Outputs(args.output, config, args.log_file, args.trace, args.checkpoint,
                           args.overwrite)
@@ -398,6 +438,7 @@ def _train(args):
     # Everything the user gave is checked; now the slow parts.
     import mxnet as mx
     from styletransfer import features, weights
+    from styletransfer.colors import restore_colors
     from styletransfer.images import Normalizer, save_image, to_uint8
     from styletransfer.optimise import transfer
     vgg = weights.load(config.weights, config.deepest, config.seed)
@@ -406,9 +447,10 @@ def _train(args):
     reporter = Reporter(outputs, run_info, sys.stderr.isatty() and not args.no_progress,
                         resume.extra if resume else None)
     if resume is None:
-        for note in notes + style_notes:
+        for note in notes:
             reporter.line('# ' + note)
-        reporter.line('# content %s, style %s' % (config.content, config.style))
+        reporter.line('# content %s, style %s' % (config.content, ', '.join(
+            '%s (%.3g)' % sw if config.style_blend else sw[0] for sw in config.styles)))
         reporter.line('# weights: %s' % vgg.description)
         reporter.line('# content layers %s; style layers %s' % (
             layers.describe(config.content_layers), layers.describe(config.style_layers)))
@@ -418,7 +460,8 @@ def _train(args):
     reporter.line('# context: %s (%s), %d threads' % (ctx, ctx_remark, threads))
     metadata = {'Software': 'styletransfer', 'weights': vgg.description,
                 'config': json.dumps(config.to_dict())}
-    extractor = features.build_extractor(vgg, config.content_layers, config.style_layers, ctx)
+    extractor = features.build_extractor(vgg, config.content_layers, config.style_layers, ctx,
+                                         config.pooling)
     normalizer = Normalizer(ctx)
     results = list(resume.stage_pictures) if resume else []
     written = list(resume.extra.get('written', [])) if resume else []
@@ -438,10 +481,12 @@ def _train(args):
     last = None
     with StopRequest() as stop:
         try:
-            for event in transfer(extractor, normalizer, content_img, style_img, config, ctx,
-                                  resume):
+            for event in transfer(extractor, normalizer, net_content, net_styles, config, ctx,
+                                  resume, init_img):
                 if hasattr(event, 'picture'):
                     picture = to_uint8(event.picture)
+                    if config.preserve_colors == 'luminance':
+                        picture = restore_colors(picture, content_img)
                     results.append(picture)
                     path = outputs.stages[event.stage - 1]
                     save_image(picture, path, metadata)
@@ -497,7 +542,8 @@ def _train(args):
     save_image(results[-1], outputs.final, metadata)
     from styletransfer.pictures import contact_sheet, plot_losses
     plot_losses(reporter.history, outputs.losses, title='weights: %s' % vgg.description)
-    panels = [('content', content_img), ('style', style_img)] + [
+    panels = [('content', content_img)] + [
+        ('style' if len(styles) == 1 else 'style %.2g' % w, p) for p, w in styles] + [
         ('stage %d: %dx%d' % (k, s.width, s.height), r)
         for k, (s, r) in enumerate(zip(config.stages, results), 1)]
     contact_sheet(panels, outputs.sheet, caption='weights: %s' % vgg.description)
@@ -521,6 +567,16 @@ def _stopped(reporter, outputs, stage, next_iteration):
     print('%s: stopped; continue with: python scripts/train.py --resume %s'
           % (PROG, outputs.checkpoint), file=sys.stderr)
     return EXIT_INTERRUPTED
+
+
+def _color_inputs(config, content, styles):
+    """The pictures the network sees, after the colour control asked for."""
+    from styletransfer import colors
+    if config.preserve_colors == 'luminance':
+        return colors.luminance_inputs(content, styles)
+    if config.preserve_colors == 'histogram':
+        return content, [(colors.match_histogram(p, content), w) for p, w in styles]
+    return content, styles
 
 
 def _load_input(path, config):

@@ -1,0 +1,168 @@
+"""Controls beyond the book, each checked by its numerical effect."""
+import numpy as np
+import mxnet as mx
+import pytest
+from mxnet import nd
+from PIL import Image
+
+from styletransfer import colors, features, weights
+from styletransfer.cli import train
+from styletransfer.config import Config, Stage, parse_style_blend
+from styletransfer.errors import StyleTransferError
+from styletransfer.images import Normalizer
+from styletransfer.losses import compute_losses, gram, style_loss
+from styletransfer.optimise import initial_image, targets
+
+CTX = mx.cpu(1)
+CONTENT, STYLE = (25,), (0, 5, 10, 19, 28)
+
+
+@pytest.fixture(scope='module')
+def vgg():
+    return weights.load('random', 28, seed=0)
+
+
+@pytest.fixture(scope='module')
+def extractor(vgg):
+    return features.build_extractor(vgg, CONTENT, STYLE, CTX)
+
+
+def picture(seed, h=40, w=60):
+    return np.random.RandomState(seed).randint(0, 256, (h, w, 3)).astype(np.uint8)
+
+
+def close(a, b, rtol=1e-4):
+    a, b = a.asnumpy(), b.asnumpy()
+    return np.abs(a - b).max() <= rtol * np.abs(b).max()
+
+
+def test_style_blend_mixes_gram_matrices_with_normalised_weights(extractor):
+    norm = Normalizer(CTX)
+    a, b = picture(1), picture(2)
+    _, _, ga = targets(extractor, norm, picture(0), a, 48, 32)
+    _, _, gb = targets(extractor, norm, picture(0), b, 48, 32)
+    _, _, mixed = targets(extractor, norm, picture(0), [(a, 0.7), (b, 0.3)], 48, 32)
+    for m, x, y in zip(mixed, ga, gb):
+        assert m.context == CTX
+        assert close(m, 0.7 * x + 0.3 * y)
+    config = Config(style_blend=parse_style_blend('a.jpg:7,b.jpg:3'))
+    assert config.styles == (('a.jpg', 0.7), ('b.jpg', 0.3))
+    assert parse_style_blend('x.png') == (('x.png', 1.0),)
+    with pytest.raises(StyleTransferError):
+        parse_style_blend('a.jpg:heavy')
+    with pytest.raises(StyleTransferError):
+        Config(style_blend=(('a', 0.0), ('b', 0.0))).validate()
+
+
+def test_style_scale_resizes_the_style_relative_to_the_stage(extractor):
+    norm = Normalizer(CTX)
+    style = picture(3, 80, 120)
+    _, _, scaled = targets(extractor, norm, picture(0), style, 48, 32, style_scale=2.0)
+    _, styles = extractor.split(extractor(norm.preprocess(style, 96, 64)))
+    for g, y in zip(scaled, styles):
+        assert close(g, gram(y))
+    _, _, plain = targets(extractor, norm, picture(0), style, 48, 32)
+    assert not close(plain[0], scaled[0], rtol=1e-2)
+    with pytest.raises(StyleTransferError):   # 32 px * 0.25 = 8 px: too small for conv5_1
+        Config(stages=(Stage(48, 32, 1, 1),), style_scale=0.25).validate()
+
+
+def test_histogram_matching_gives_the_style_the_content_colour_statistics():
+    content = picture(4).astype(np.float64) * [0.5, 0.9, 0.3] + [100, 10, 60]
+    content = np.clip(content, 0, 255).astype(np.uint8)
+    style = picture(5, 50, 30)
+    matched = colors.match_histogram(style, content).reshape(-1, 3).astype(np.float64)
+    c = content.reshape(-1, 3).astype(np.float64)
+    assert np.allclose(matched.mean(0), c.mean(0), atol=1.0)
+    assert np.allclose(np.cov(matched, rowvar=False), np.cov(c, rowvar=False), rtol=0.05,
+                       atol=5.0)
+
+
+def test_luminance_mode_keeps_the_content_chroma_and_the_result_luminance():
+    content = picture(6)
+    grey, styles = colors.luminance_inputs(content, [(picture(7, 30, 30), 1.0)])
+    assert np.array_equal(grey[..., 0], grey[..., 1]) and np.array_equal(grey[..., 1],
+                                                                         grey[..., 2])
+    ys, yc = styles[0][0][..., 0], colors.luminance(content)
+    assert abs(ys.mean() - yc.mean()) < 1 and abs(ys.std() - yc.std()) < 1
+    result = picture(8, 20, 30)    # a stage result at another size than the content
+    out = colors.restore_colors(result, content)
+    small = np.asarray(Image.fromarray(content).resize((30, 20), Image.Resampling.BILINEAR))
+    yiq_out = out.astype(np.float64) @ colors.RGB_TO_YIQ.T
+    yiq_content = small.astype(np.float64) @ colors.RGB_TO_YIQ.T
+    yiq_result = result.astype(np.float64) @ colors.RGB_TO_YIQ.T
+    inside = (out > 0).all(-1) & (out < 255).all(-1)   # unclipped pixels keep exact values
+    assert inside.mean() > 0.3
+    assert np.abs(yiq_out[..., 0] - yiq_result[..., 0])[inside].max() < 1.0
+    assert np.abs(yiq_out[..., 1:] - yiq_content[..., 1:])[inside].max() < 1.5
+
+
+def test_initial_image_content_noise_path_and_blend():
+    norm = Normalizer(CTX)
+    content_x = norm.preprocess(picture(0), 48, 32)
+    base = Config(seed=5)
+    assert initial_image(base, norm, content_x, None, 48, 32) is content_x
+    noise = initial_image(base.replace(init='noise'), norm, content_x, None, 48, 32)
+    again = initial_image(base.replace(init='noise'), norm, content_x, None, 48, 32)
+    other = initial_image(base.replace(init='noise', seed=6), norm, content_x, None, 48, 32)
+    assert noise.context == CTX and noise.shape == content_x.shape
+    assert close(noise, again) and not close(noise, other, rtol=0.1)
+    half = initial_image(base.replace(noise_ratio=0.25), norm, content_x, None, 48, 32)
+    assert close(half, 0.75 * content_x + 0.25 * noise)
+    given = picture(9)
+    from_path = initial_image(base.replace(init='x.png'), norm, content_x, given, 48, 32)
+    assert close(from_path, norm.preprocess(given, 48, 32))
+
+
+def test_per_layer_style_weights(extractor):
+    x = Normalizer(CTX).preprocess(picture(0), 48, 32)
+    contents, styles = extractor.split(extractor(x))
+    _, grams = extractor.split(extractor(Normalizer(CTX).preprocess(picture(1), 48, 32)))
+    grams = [gram(y) for y in grams]
+    config = Config(style_layer_weights=(0, 2, 0, 0, 0))
+    assert config.layer_style_weights == (0, 2000, 0, 0, 0)
+    losses = compute_losses(x, contents, styles, contents, grams, 1, config.layer_style_weights,
+                            10)
+    expected = 2000 * style_loss(styles[1], grams[1]).asscalar()
+    assert losses.style.asscalar() == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(StyleTransferError):
+        Config(style_layer_weights=(1, 2)).validate()
+
+
+def test_average_pooling_replaces_max_pooling(vgg):
+    avg = features.build_extractor(vgg, (5,), (0,), CTX, pooling='avg')
+    pools = [type(layer).__name__ for layer in avg.body if 'Pool' in type(layer).__name__]
+    assert pools == ['AvgPool2D']
+    x = Normalizer(CTX).preprocess(picture(0), 48, 32)
+    conv2_1 = avg(x)[0]
+    # By hand: conv1_1, relu, conv1_2, relu, 2x2 average, conv2_1.
+    h = x
+    for i in range(4):
+        h = avg.body[i](h)
+    h = nd.Pooling(h, kernel=(2, 2), stride=(2, 2), pool_type='avg')
+    assert close(conv2_1, avg.body[5](h))
+    plain = features.build_extractor(vgg, (5,), (0,), CTX)
+    assert not close(plain(x)[0], conv2_1, rtol=1e-3)
+
+
+def test_all_controls_through_the_train_script(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Image.fromarray(picture(10)).save('c.png')
+    Image.fromarray(picture(11, 50, 50)).save('a.png')
+    Image.fromarray(picture(12, 64, 40)).save('b.png')
+    Image.fromarray(picture(13)).save('init.png')
+    code = train.main(['c.png', '--style-blend', 'a.png:3,b.png:1', '--weights', 'random',
+                       '--ctx', 'cpu:1', '--stage', '48x32:12:5', '--stage', '64x48:6:3',
+                       '--preserve-colors', 'luminance', '--style-scale', '1.5',
+                       '--style-layer-weights', '1,1,2,2,1', '--pooling', 'avg',
+                       '--init', 'init.png', '--noise-ratio', '0.1', '-o', 'out.png'])
+    assert code == 0
+    out = np.asarray(Image.open('out.png'))
+    assert out.shape == (48, 64, 3)
+    content = np.asarray(Image.open('c.png'))
+    small = np.asarray(Image.fromarray(content).resize((64, 48), Image.Resampling.BILINEAR))
+    chroma = lambda a: (a.astype(np.float64) @ colors.RGB_TO_YIQ.T)[..., 1:]  # noqa: E731
+    inside = (out > 0).all(-1) & (out < 255).all(-1)
+    assert np.abs(chroma(out) - chroma(small))[inside].max() < 1.5
+    sheet = Image.open('out-sheet.png')
+    assert sheet.width > sheet.height * 3     # content, two styles and two stages side by side
