@@ -57,6 +57,8 @@ class Config:
     init: str = 'content'       # 'content', 'noise' or an image path
     noise_ratio: float = 0.0    # blend this much uniform noise into the initial image
     pooling: str = 'max'        # 'avg' replaces VGG's max pooling
+    regions: tuple = ()         # ((mask path, style path or 'none'), ...); the rest of the
+                                # picture keeps `style` / `style_blend`
 
     @property
     def styles(self):
@@ -165,6 +167,15 @@ def parse_style_blend(text):
         if not path:
             raise StyleTransferError('--style-blend %r: an entry has no path' % text)
     return tuple(pairs)
+
+
+def parse_region(text):
+    """'MASK:STYLE' or 'MASK:none' -> (mask, style)."""
+    mask, sep, style = text.rpartition(':')
+    if not sep or not mask or not style:
+        raise StyleTransferError('--region %r: expected MASK.png:STYLE.jpg or MASK.png:none'
+                                 % text)
+    return mask, style
 
 
 def parse_floats(text, option):

@@ -113,6 +113,13 @@ class Normalizer:
         upper = ((1 - self.mean) / self.std).reshape((1, 3, 1, 1))
         return lower, upper
 
+    def resize_mask(self, mask, width, height):
+        """HxW float mask in [0, 1] -> 1x1xHxW on this context, bilinear like the images."""
+        from mxnet import nd
+        m = nd.array(mask[..., None], dtype='float32', ctx=_cpu())
+        m = resize(m, width, height).as_in_context(self.ctx)
+        return m.reshape((1, 1, height, width)).clip(0, 1)
+
     def postprocess(self, x):
         """1x3xHxW network input -> HxWx3 picture in [0, 1] on this context."""
         return (x[0].as_in_context(self.ctx).transpose((1, 2, 0)) * self.std + self.mean).clip(0, 1)

@@ -11,7 +11,8 @@ from mxnet import autograd, gluon, nd
 
 from .checkpoint import restore_trainer
 from .lbfgs import LBFGS
-from .losses import compute_losses, gram
+from .layers import DOWNSAMPLING
+from .losses import Region, compute_losses, gram
 from .progress import Progress, StageEnd
 
 
@@ -43,6 +44,30 @@ def targets(extractor, normalizer, content_img, style_imgs, width, height, style
         mine = [gram(y) if weight == 1 else gram(y) * weight for y in styles]
         grams = mine if grams is None else [a + b for a, b in zip(grams, mine)]
     return content_x, contents, grams
+
+
+def region_targets(extractor, normalizer, content_img, regions, width, height,
+                   style_scale=1.0):
+    """`targets` for a run with masks. `regions` is ((mask, styles), ...): mask an HxW float
+    array in [0, 1] (any size: it is resized to each style layer), styles as for `targets`
+    (empty for a region without style). Returns the content input and features and one
+    losses.Region per region with a style."""
+    content_x, contents, out = None, None, []
+    for mask, styles in regions:
+        if not styles:
+            continue
+        content_x, contents, grams = targets(extractor, normalizer, content_img, styles, width,
+                                             height, style_scale)
+        masks = []
+        for layer in extractor.style_layers:
+            # 2x2 poolings floor odd sides, so a layer's size is the image's divided down.
+            factor = DOWNSAMPLING[layer]
+            small = normalizer.resize_mask(mask, width // factor, height // factor)
+            masks.append((small, max(float(small.sum().asscalar()), 1e-6)))
+        out.append(Region(grams, masks))
+    if content_x is None:      # no region has a style: content and TV only
+        content_x, contents, _ = targets(extractor, normalizer, content_img, [], width, height)
+    return content_x, contents, out
 
 
 def initial_image(config, normalizer, content_x, init_img, width, height):
@@ -169,7 +194,7 @@ class Plateau:
 
 
 def transfer(extractor, normalizer, content_img, style_img, config, ctx, resume=None,
-             init_img=None):
+             init_img=None, regions=None):
     """All stages of `config`; each starts from the previous result resized to its own size
     (postprocessed, times 255, preprocessed: the book's hand-over, without 8-bit rounding) and
     uses targets recomputed at its size. Yields Progress and StageEnd records.
@@ -177,14 +202,20 @@ def transfer(extractor, normalizer, content_img, style_img, config, ctx, resume=
     With `resume` (a Checkpoint), the stages before the checkpoint's are skipped and its stage
     continues from the checkpoint (a checkpoint taken between stages holds the finished stage's
     image, which is handed over as usual). `style_img` is one picture or ((picture, weight),
-    ...); `init_img` is the picture of `config.init` when that is a path."""
+    ...); `init_img` is the picture of `config.init` when that is a path; `regions` replaces
+    `style_img` in a run with masks (see `region_targets`)."""
     previous = None
     for number, stage in enumerate(config.stages, 1):
         if resume is not None and number < resume.stage:
             continue
-        content_x, content_targets, style_grams = targets(
-            extractor, normalizer, content_img, style_img, stage.width, stage.height,
-            config.style_scale)
+        if regions is None:
+            content_x, content_targets, style_grams = targets(
+                extractor, normalizer, content_img, style_img, stage.width, stage.height,
+                config.style_scale)
+        else:
+            content_x, content_targets, style_grams = region_targets(
+                extractor, normalizer, content_img, regions, stage.width, stage.height,
+                config.style_scale)
         here = resume if resume is not None and number == resume.stage else None
         if here is not None and here.next_iteration == 0:
             previous, here = here.image, None

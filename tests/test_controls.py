@@ -166,3 +166,62 @@ def test_all_controls_through_the_train_script(tmp_path, monkeypatch):
     assert np.abs(chroma(out) - chroma(small))[inside].max() < 1.5
     sheet = Image.open('out-sheet.png')
     assert sheet.width > sheet.height * 3     # content, two styles and two stages side by side
+
+
+def test_masked_gram_with_a_full_mask_is_the_book_gram():
+    from styletransfer.losses import masked_gram
+    x = nd.array(np.random.RandomState(0).normal(size=(1, 4, 3, 5)), ctx=CTX)
+    ones = nd.ones((1, 1, 3, 5), ctx=CTX)
+    assert close(masked_gram(x, ones, 15.0), gram(x))
+    half = nd.array(np.tile([1, 1, 0, 0, 0], (3, 1)).reshape(1, 1, 3, 5), ctx=CTX)
+    left = x.asnumpy()[0][:, :, :2].reshape(4, -1)
+    assert np.allclose(masked_gram(x, half, 6.0).asnumpy(), left @ left.T / (4 * 6), rtol=1e-5)
+
+
+def test_regions_take_their_own_style_and_none_means_no_style(extractor):
+    from styletransfer.losses import Region
+    from styletransfer.optimise import region_targets
+    norm = Normalizer(CTX)
+    content, a, b = picture(0), picture(1), picture(2)
+    left = np.zeros((40, 60))
+    left[:, :30] = 1.0
+    regions = [(left, [(a, 1.0)]), (1 - left, [(b, 1.0)])]
+    content_x, contents, out = region_targets(extractor, norm, content, regions, 48, 32)
+    assert [type(r) for r in out] == [Region, Region]
+    _, _, ga = targets(extractor, norm, content, a, 48, 32)
+    for g, ref in zip(out[0].grams, ga):
+        assert close(g, ref)
+    # conv1_1 sees the full 48x32 picture: the left mask covers 24 columns of it.
+    mask0, area0 = out[0].masks[0]
+    assert mask0.shape == (1, 1, 32, 48) and mask0.context == CTX
+    assert area0 == pytest.approx(24 * 32, rel=0.05)
+    assert out[0].masks[4][0].shape == (1, 1, 2, 3)        # conv5_1: 32/16 x 48/16
+    # A region without style adds nothing: the loss equals that of the other region alone.
+    _, styles = extractor.split(extractor(content_x))
+    only_b = region_targets(extractor, norm, content, [(left, []), (1 - left, [(b, 1.0)])],
+                            48, 32)[2]
+    assert len(only_b) == 1
+    full = compute_losses(content_x, contents, styles, contents, out, 1, 1e3, 10).style
+    part = compute_losses(content_x, contents, styles, contents, only_b, 1, 1e3, 10).style
+    just_a = compute_losses(content_x, contents, styles, contents, out[:1], 1, 1e3, 10).style
+    assert full.asscalar() == pytest.approx(part.asscalar() + just_a.asscalar(), rel=1e-5)
+
+
+def test_region_option_through_the_train_script(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Image.fromarray(picture(10)).save('c.png')
+    Image.fromarray(picture(11)).save('s.png')
+    Image.fromarray(picture(12)).save('sky.png')
+    mask = np.zeros((40, 60), np.uint8)
+    mask[:20] = 255
+    Image.fromarray(mask).save('top.png')
+    args = ['--weights', 'random', '--ctx', 'cpu:1', '--stage', '48x32:6:3', '--log-every', '5',
+            '--style-weight', '1e6']
+    assert train.main(['c.png', 's.png', *args, '-o', 'plain.png', '--trace', 'p.jsonl']) == 0
+    assert train.main(['c.png', 's.png', *args, '-o', 'reg.png', '--trace', 'r.jsonl',
+                       '--region', 'top.png:sky.png']) == 0
+    import json
+    style = lambda path: json.loads(open(path).read().splitlines()[1])['style']  # noqa: E731
+    assert style('p.jsonl') != pytest.approx(style('r.jsonl'), rel=1e-3)
+    code = train.main(['c.png', 's.png', *args, '-o', 'bad.png', '--region', 'top.png'])
+    assert code == 2

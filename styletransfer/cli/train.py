@@ -12,9 +12,12 @@ import shutil
 import signal
 import sys
 
+import numpy as np
+from PIL import Image
+
 from styletransfer import booklog, layers
 from styletransfer.config import (BOOK_STAGES, OPTIMIZERS, POOLINGS, PRESERVE_COLORS, Config,
-                                  parse_floats, parse_stage, parse_style_blend)
+                                  parse_floats, parse_region, parse_stage, parse_style_blend)
 from styletransfer.errors import StyleTransferError
 from styletransfer.files import write_text
 
@@ -91,6 +94,9 @@ def build_parser():
                    help='keep the content\'s colours: "luminance" transfers on luminance only, '
                         '"histogram" gives the style image the content\'s colour mean and '
                         'covariance first (default: %(default)s)')
+    g.add_argument('--region', action='append', metavar='MASK:STYLE',
+                   help='spatial control: where MASK is white, use STYLE (or "none": no '
+                        'style there); repeatable; the rest of the picture keeps the main style')
     g.add_argument('--init', default=d.init, metavar='content|noise|PATH',
                    help='stage 1 starts from the content (the book), noise or this image')
     g.add_argument('--noise-ratio', type=float, default=d.noise_ratio, metavar='R',
@@ -180,7 +186,8 @@ def _config(args):
         style_layer_weights=(parse_floats(args.style_layer_weights, '--style-layer-weights')
                              if args.style_layer_weights else ()),
         preserve_colors=args.preserve_colors, init=args.init, noise_ratio=args.noise_ratio,
-        pooling=args.pooling).validate()
+        pooling=args.pooling,
+        regions=tuple(parse_region(r) for r in args.region or ())).validate()
 
 
 class Outputs:
@@ -208,7 +215,8 @@ class Outputs:
         self.checkpoint = checkpoint or base + '.ckpt'
         self.log_file, self.trace = log_file, trace
         inputs = [config.content] + [p for p, _ in config.styles] + (
-            [config.init] if config.init not in ('content', 'noise') else [])
+            [config.init] if config.init not in ('content', 'noise') else []) + [
+            p for region in config.regions for p in region if p != 'none']
         self._check(overwrite, inputs, {os.path.realpath(p) for p in own})
         self._check_space(config)
 
@@ -394,7 +402,7 @@ def _resume_checks(args, parser):
 CONFIG_OPTIONS = ('stage', 'lr', 'content_weight', 'style_weight', 'tv_weight', 'content_layers',
                   'style_layers', 'log_every', 'weights', 'seed', 'optimizer', 'stop_rtol',
                   'stop_window', 'preset', 'style_blend', 'style_scale', 'style_layer_weights',
-                  'preserve_colors', 'init', 'noise_ratio', 'pooling')
+                  'preserve_colors', 'init', 'noise_ratio', 'pooling', 'region')
 
 
 def _train(args):
@@ -426,6 +434,7 @@ def _train(args):
         init_img, more = _load_input(config.init, config)
         notes += more
     net_content, net_styles = _color_inputs(config, content_img, styles)
+    regions = _load_regions(config, content_img, net_styles, notes) if config.regions else None
     if resume is None:
         outputs = Outputs(args.output, config, args.log_file, args.trace, args.checkpoint,
                           args.overwrite)
@@ -482,7 +491,7 @@ def _train(args):
     with StopRequest() as stop:
         try:
             for event in transfer(extractor, normalizer, net_content, net_styles, config, ctx,
-                                  resume, init_img):
+                                  resume, init_img, regions):
                 if hasattr(event, 'picture'):
                     picture = to_uint8(event.picture)
                     if config.preserve_colors == 'luminance':
@@ -577,6 +586,29 @@ def _color_inputs(config, content, styles):
     if config.preserve_colors == 'histogram':
         return content, [(colors.match_histogram(p, content), w) for p, w in styles]
     return content, styles
+
+
+def _load_regions(config, content, main_styles, notes):
+    """((mask, styles), ...) for optimise.transfer: each --region, then the rest of the
+    picture with the main style. Masks are read as grey levels (white: inside)."""
+    from styletransfer.colors import luminance
+    regions, covered = [], 0.0
+    for mask_path, style_path in config.regions:
+        picture, more = _load_input(mask_path, config)
+        notes += more
+        mask = np.asarray(Image.fromarray(picture).resize(
+            (content.shape[1], content.shape[0]), Image.Resampling.BILINEAR))
+        mask = luminance(mask) / 255.0
+        if style_path == 'none':
+            styles = []
+        else:
+            style, more = _load_input(style_path, config)
+            notes += more
+            styles = _color_inputs(config, content, [(style, 1.0)])[1]
+        regions.append((mask, styles))
+        covered = covered + mask
+    regions.append((np.clip(1.0 - covered, 0.0, 1.0), main_styles))
+    return regions
 
 
 def _load_input(path, config):
