@@ -323,7 +323,7 @@ def parse_peer_output(text):
                     elif key in _PEER_INT_FIELDS:
                         found[key] = int(value)
                     else:
-                        found[key] = float(value.rstrip(','))
+                        found[key] = float(value)
     if 'median_s' not in found:
         raise ValueError('no "peer s/iter (median of N) X" line in the peer\'s output')
     return found
