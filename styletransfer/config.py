@@ -24,6 +24,7 @@ BOOK_STAGES = (Stage(225, 150, 500, 200), Stage(450, 300, 300, 100))
 OPTIMIZERS = ('adam', 'lbfgs')
 PRESERVE_COLORS = ('none', 'luminance', 'histogram')
 POOLINGS = ('max', 'avg')
+DTYPES = ('float32', 'bfloat16')
 FLOAT32_MAX = 3.4028234663852886e38
 
 # Sanity bounds on user values; beyond them a run is a typo, not a wish.
@@ -57,6 +58,7 @@ class Config:
     init: str = 'content'       # 'content', 'noise' or an image path
     noise_ratio: float = 0.0    # blend this much uniform noise into the initial image
     pooling: str = 'max'        # 'avg' replaces VGG's max pooling
+    dtype: str = 'float32'      # 'bfloat16' runs VGG in bfloat16 (CPU); losses stay float32
     regions: tuple = ()         # ((mask path, style path or 'none'), ...); the rest of the
                                 # picture keeps `style` / `style_blend`
 
@@ -147,6 +149,8 @@ class Config:
             raise StyleTransferError('--noise-ratio must be in [0, 1], not %g' % self.noise_ratio)
         if self.pooling not in POOLINGS:
             raise StyleTransferError('--pooling must be max or avg, not %r' % self.pooling)
+        if self.dtype not in DTYPES:
+            raise StyleTransferError('--dtype must be float32 or bfloat16, not %r' % self.dtype)
         if self.log_every < 1:
             raise StyleTransferError('--log-every must be at least 1')
         return self

@@ -42,8 +42,11 @@ class FeatureExtractor(gluon.HybridBlock):
         return list(outputs[:n]), list(outputs[n:])
 
 
-def build_extractor(weights, content_layers, style_layers, ctx, pooling='max'):
-    """A frozen, hybridised extractor on `ctx` holding `weights` (a weights.Weights)."""
+def build_extractor(weights, content_layers, style_layers, ctx, pooling='max', dtype='float32'):
+    """A frozen, hybridised extractor on `ctx` holding `weights` (a weights.Weights).
+
+    dtype 'bfloat16' runs the network in bfloat16 through MXNet's AMP (oneDNN kernels on CPUs
+    with AVX-512 BF16); inputs and outputs stay float32, so the losses are float32."""
     net = FeatureExtractor(content_layers, style_layers, pooling)
     for i, layer in enumerate(net.body):
         if i in CONV_SHAPES:
@@ -55,4 +58,25 @@ def build_extractor(weights, content_layers, style_layers, ctx, pooling='max'):
     # Only the image is optimised: without this every backward also computes weight gradients.
     net.collect_params().setattr('grad_req', 'null')
     net.hybridize(static_alloc=True, static_shape=True)
+    if dtype == 'bfloat16':
+        net = _to_bfloat16(net, ctx)
     return net
+
+
+def _to_bfloat16(net, ctx):
+    import warnings
+    from mxnet import nd
+    from mxnet.contrib import amp
+    # AMP converts the graph Gluon traced, so the block must have run once.
+    smallest = 2 ** sum(1 for layer in net.body[:net.deepest + 1]
+                        if isinstance(layer, (nn.MaxPool2D, nn.AvgPool2D)))
+    net(nd.zeros((1, 3, smallest, smallest), ctx=ctx))
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')   # "cannot decide type" of the data input: float32
+        converted = amp.convert_hybrid_block(net, target_dtype='bfloat16', ctx=ctx)
+    converted.collect_params().setattr('grad_req', 'null')
+    converted.hybridize(static_alloc=True, static_shape=True)
+    # The converted block is a SymbolBlock: give it what the optimiser asks of an extractor.
+    converted.content_layers, converted.style_layers = net.content_layers, net.style_layers
+    converted.deepest, converted.split = net.deepest, net.split
+    return converted

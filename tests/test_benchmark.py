@@ -153,3 +153,19 @@ def test_rounds_rotate_the_order():
 def test_bad_options_exit_2(argv, capsys):
     assert benchmark.main(argv) == 2
     assert 'error' in capsys.readouterr().err
+
+
+def test_time_to_book_loss_summary():
+    from styletransfer.cli.benchmark import summarise_time_to_book_loss
+    book = dict(wall_s=600.0, stages=2, weights='random (seed 0)',
+                trace=[[1, 0, 50.0, 1.0], [2, 0, 20.0, 300.0], [2, 299, 10.0, 600.0]])
+    fast = dict(wall_s=150.0, stages=2, weights='random (seed 0)',
+                trace=[[1, 0, 50.0, 1.0], [1, 1, 9.0, 20.0],    # stage 1 below 10: not counted
+                       [2, 0, 12.0, 60.0], [2, 1, 10.09, 90.0], [2, 2, 9.5, 150.0]])
+    r = summarise_time_to_book_loss(book, fast)
+    assert r['book_final_total'] == 10.0 and r['fast_final_total'] == 9.5
+    assert r['fast_seconds_to_book_loss'] == 90.0          # 10.09 is within 1% of 10
+    assert r['ratio_to_book_wall'] == 0.15
+    assert r['fast_iterations'] == [2, 3]
+    never = dict(fast, trace=[[2, 0, 12.0, 60.0]])
+    assert summarise_time_to_book_loss(book, never)['fast_seconds_to_book_loss'] is None

@@ -225,3 +225,33 @@ def test_region_option_through_the_train_script(tmp_path, monkeypatch):
     assert style('p.jsonl') != pytest.approx(style('r.jsonl'), rel=1e-3)
     code = train.main(['c.png', 's.png', *args, '-o', 'bad.png', '--region', 'top.png'])
     assert code == 2
+
+
+def test_bfloat16_network_stays_close_to_float32_and_keeps_float32_losses(vgg, tmp_path,
+                                                                          monkeypatch, capsys):
+    bf16 = features.build_extractor(vgg, CONTENT, STYLE, CTX, dtype='bfloat16')
+    fp32 = features.build_extractor(vgg, CONTENT, STYLE, CTX)
+    x = Normalizer(CTX).preprocess(picture(0), 48, 32)
+    for a, b in zip(fp32(x), bf16(x)):
+        assert b.dtype == np.float32 and b.context == CTX and a.shape == b.shape
+        # bfloat16 keeps 8 bits of mantissa: features agree to about 1%, not to float noise.
+        rel = np.abs((a - b).asnumpy()).mean() / np.abs(a.asnumpy()).mean()
+        assert 1e-6 < rel < 0.03
+    assert all(p.grad_req == 'null' for p in bf16.collect_params().values())
+    # Gradients reach the image through the bfloat16 graph.
+    y = x.copy()
+    y.attach_grad()
+    with mx.autograd.record():
+        loss = nd.add_n(*[o.square().mean() for o in bf16(y)])
+    loss.backward()
+    assert float(nd.abs(y.grad).sum().asscalar()) > 0
+    monkeypatch.chdir(tmp_path)
+    Image.fromarray(picture(1)).save('c.png')
+    Image.fromarray(picture(2)).save('s.png')
+    args = ['c.png', 's.png', '--weights', 'random', '--stage', '48x32:4:2', '--dtype',
+            'bfloat16']
+    assert train.main([*args, '--ctx', 'cpu:1']) == 0
+    # No GPU here: pretend one answered, to reach the refusal that comes before any GPU work.
+    monkeypatch.setattr(train, 'resolve_ctx', lambda spec: (mx.gpu(0), 'as asked'))
+    assert train.main([*args, '--ctx', 'gpu:0', '-o', 'g.png']) == 2
+    assert 'CPU only' in capsys.readouterr().err

@@ -163,7 +163,8 @@ def mutated_images(draw):
     return bytes(data)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.one_of(st.binary(min_size=1, max_size=300), mutated_images()))
 def test_random_bytes_only_raise_our_error(tmp_path, data):
     path = tmp_path / 'fuzz.img'

@@ -36,7 +36,7 @@ DEFAULT_TIMEOUT = 1800              # seconds for one measurement: a 1200x800 bo
 # The issue asks for cost linear in pixels: s/MP at the largest size within 15% of s/MP here.
 REFERENCE_SIZE = (450, 300)
 LINEAR_TOLERANCE = 0.15
-KINDS = ('ours', 'peer', 'book')
+KINDS = ('ours', 'peer', 'book', 'bf16')
 RESULT_PREFIX = '{'                 # the worker's result is its last stdout line that is JSON
 WEIGHTS_NOTE = ('VGG-19 weights are random (seed 0): the time of a step does not depend on the '
                 'weight values')
@@ -101,8 +101,17 @@ def build_parser():
                    help='write everything measured here (default: %(default)s)')
     p.add_argument('--timeout', type=float, default=DEFAULT_TIMEOUT, metavar='SECONDS',
                    help='give up on one measurement after this long (default: %(default)s)')
+    p.add_argument('--bf16', action='store_true',
+                   help='also time our step with the network in bfloat16 (--dtype bfloat16)')
+    p.add_argument('--time-to-book-loss', action='store_true',
+                   help='also run the book\'s whole schedule and --preset fast on the bundled '
+                        'images (random weights), each in its own process, and report the time '
+                        'the preset takes to reach the book run\'s final total loss (within '
+                        '1%%); --sizes "" runs only this')
     # Internal: the parent starts itself with this to measure one kind at one size.
-    p.add_argument('--worker', choices=('ours', 'book', 'info'), help=argparse.SUPPRESS)
+    p.add_argument('--worker', choices=('ours', 'book', 'bf16', 'info', 'schedule'),
+                   help=argparse.SUPPRESS)
+    p.add_argument('--schedule', choices=('book', 'fast'), help=argparse.SUPPRESS)
     return p
 
 
@@ -124,7 +133,7 @@ def main(argv=None):
 
 def _check(args):
     sizes = [parse_size(s) for s in args.sizes.split(',') if s.strip()]
-    if not sizes:
+    if not sizes and not args.time_to_book_loss:
         raise BadInput('--sizes: no sizes given')
     threads = available_cores() if args.threads is None else args.threads
     for name, value, least in (('--threads', threads, 1), ('--warmup', args.warmup, 0),
@@ -145,11 +154,13 @@ def _check(args):
     folder = os.path.dirname(os.path.abspath(args.json))
     if not os.path.isdir(folder):   # found out now, not after an hour of measuring
         raise BadInput('--json %s: folder %s does not exist' % (args.json, folder))
-    kinds = ['ours'] + (['peer'] if args.peer else []) + (['book'] if args.book else [])
+    kinds = (['ours'] + (['peer'] if args.peer else []) + (['book'] if args.book else [])
+             + (['bf16'] if args.bf16 else []))
     return dict(sizes=sizes, threads=threads, warmup=args.warmup, iters=args.iters,
                 repeats=args.repeats, kinds=kinds, peer=args.peer,
                 peer_script=os.path.abspath(args.peer_script) if args.peer else None,
-                env=env, json=args.json, timeout=args.timeout)
+                env=env, json=args.json, timeout=args.timeout,
+                time_to_book_loss=args.time_to_book_loss)
 
 
 # --------------------------------------------------------------------------- the parent
@@ -168,7 +179,14 @@ def run(options):
                 # Written after every measurement, so a run cut short keeps its numbers.
                 doc = assemble(machine, options, records)
                 write_text(options['json'], json.dumps(doc, indent=2) + '\n')
-    print(format_report(doc))
+    doc = doc or assemble(machine, options, records)
+    if options['time_to_book_loss']:
+        doc['time_to_book_loss'] = time_to_book_loss(options)
+        write_text(options['json'], json.dumps(doc, indent=2) + '\n')
+    if records:
+        print(format_report(doc))
+    if options['time_to_book_loss']:
+        print(format_time_to_book_loss(doc['time_to_book_loss']))
     print('\nwrote %s' % options['json'])
     failed = [r for r in records if not r['ok']]
     for r in failed:
@@ -413,6 +431,7 @@ def summarise_size(records, size):
     ours, peer, book = rounds['ours'], rounds['peer'], rounds['book']
     summary['ratios'] = dict(
         ours_over_peer=_median(_round_ratios(ours, peer)),
+        bf16_over_peer=_median(_round_ratios(rounds['bf16'], peer)),
         book_over_ours=_median(_round_ratios(book, ours)),
         ours_over_sgemm_bound=_median(_round_ratios(ours, peer, bottom_key='bound_s')),
         ours_over_conv_bound=_median(_round_ratios(ours, peer, bottom_key='conv_bound_s')))
@@ -497,6 +516,9 @@ def format_report(doc):
              ('book/ours', '%10s'), ('peer s/it', '%10s'), ('ours/peer', '%10s'),
              ('sgemm bnd', '%10s'), ('ours/bnd', '%9s'), ('conv bnd', '%9s'),
              ('ours/cbnd', '%10s')]
+    bf16 = any(s.get('bf16') for s in doc['sizes'])
+    if bf16:
+        speed += [('bf16 s/it', '%10s'), ('bf16/peer', '%10s')]
     rows = []
     for s in doc['sizes']:
         ratios = s['ratios']
@@ -509,7 +531,9 @@ def format_report(doc):
                      _num(_field(s['peer'], 'bound_s'), '%.4f'),
                      _num(ratios['ours_over_sgemm_bound'], '%.2f', 'x'),
                      _num(_field(s['peer'], 'conv_bound_s'), '%.4f'),
-                     _num(ratios['ours_over_conv_bound'], '%.2f', 'x')])
+                     _num(ratios['ours_over_conv_bound'], '%.2f', 'x')]
+                    + ([_num(_field(s['bf16'], 'median_s'), '%.4f'),
+                        _num(ratios.get('bf16_over_peer'), '%.2f', 'x')] if bf16 else []))
     out = ['', 'Seconds per iteration (median over rounds; ratios: median of per-round ratios)',
            _table(speed, rows)]
     lin = doc.get('linearity')
@@ -572,9 +596,15 @@ def worker_main(args):
         features = [f.name for f in mx.runtime.Features().values() if f.enabled]
         print(json.dumps(dict(mxnet=mx.__version__, features=features)))
         return 0
+    if args.worker == 'schedule':
+        return _schedule_worker(args.schedule)
     width, height = parse_size(args.sizes)
-    step = _ours_step_times if args.worker == 'ours' else _book_step_times
-    seconds, total, description = step(width, height, args.warmup, args.iters)
+    if args.worker == 'book':
+        seconds, total, description = _book_step_times(width, height, args.warmup, args.iters)
+    else:
+        seconds, total, description = _ours_step_times(
+            width, height, args.warmup, args.iters,
+            'bfloat16' if args.worker == 'bf16' else 'float32')
     import resource
     timed = seconds[args.warmup:]
     print(json.dumps(dict(
@@ -582,6 +612,86 @@ def worker_main(args):
         threads=int(os.environ.get('OMP_NUM_THREADS', 0)), seconds=seconds,
         median_s=statistics.median(timed), final_total_loss=total, weights=description,
         peak_mb=_kib_to_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))))
+    return 0
+
+
+# The preset must end within this of the book run's final total loss (the issue's target).
+BOOK_LOSS_TOLERANCE = 0.01
+
+
+def time_to_book_loss(options):
+    """Run the book's schedule and the fast preset, each in a fresh process, one after the
+    other; compare their final-stage losses over time."""
+    runs = {}
+    for schedule in ('book', 'fast'):
+        command = [sys.executable, '-m', 'styletransfer.cli.benchmark', '--worker', 'schedule',
+                   '--schedule', schedule, '--threads', str(options['threads'])]
+        done = run_measured(command, worker_env(options, 'ours'), options['timeout'] * 4)
+        if done['returncode'] != 0 or done['timed_out']:
+            raise SystemExit('%s: the %s schedule failed: %s' % (PROG, schedule,
+                                                                 _tail(done['stderr'])))
+        runs[schedule] = json.loads(done['stdout'].strip().splitlines()[-1])
+        print('[time to the book\'s loss] %s schedule: %.1f s' % (
+            schedule, runs[schedule]['wall_s']), file=sys.stderr, flush=True)
+    return summarise_time_to_book_loss(runs['book'], runs['fast'])
+
+
+def summarise_time_to_book_loss(book, fast):
+    """`book`, `fast`: {'wall_s', 'trace': [[stage, iteration, total, elapsed], ...],
+    'stages'}. The target is the book run's last total; the preset reaches it at the first
+    iteration of its last stage whose total is within BOOK_LOSS_TOLERANCE of it."""
+    target = book['trace'][-1][2]
+    reached = [t for stage, _, total, t in fast['trace']
+               if stage == fast['stages'] and total <= target * (1 + BOOK_LOSS_TOLERANCE)]
+    seconds = reached[0] if reached else None
+    return dict(book_final_total=target, book_wall_s=book['wall_s'],
+                fast_final_total=fast['trace'][-1][2], fast_wall_s=fast['wall_s'],
+                fast_iterations=[sum(1 for r in fast['trace'] if r[0] == k)
+                                 for k in range(1, fast['stages'] + 1)],
+                fast_seconds_to_book_loss=seconds,
+                ratio_to_book_wall=None if seconds is None else seconds / book['wall_s'],
+                weights=book['weights'])
+
+
+def format_time_to_book_loss(r):
+    lines = ['', 'time to the book\'s loss (bundled images, %s)' % r['weights'],
+             '  book schedule (Adam 500 + 300):  %.1f s, final total loss %.6g'
+             % (r['book_wall_s'], r['book_final_total']),
+             '  --preset fast (L-BFGS, %s iterations): %.1f s, final total loss %.6g (%+.2f%%)'
+             % ('+'.join(map(str, r['fast_iterations'])), r['fast_wall_s'],
+                r['fast_final_total'],
+                100 * (r['fast_final_total'] / r['book_final_total'] - 1))]
+    if r['fast_seconds_to_book_loss'] is None:
+        lines.append('  --preset fast never came within %g%% of the book\'s final loss'
+                     % (100 * BOOK_LOSS_TOLERANCE))
+    else:
+        lines.append('  --preset fast within %g%% of it after %.1f s = %.2f of the book run\'s '
+                     'wall time' % (100 * BOOK_LOSS_TOLERANCE, r['fast_seconds_to_book_loss'],
+                                    r['ratio_to_book_wall']))
+    return '\n'.join(lines)
+
+
+def _schedule_worker(schedule):
+    """Inside the subprocess: one whole run on the bundled images, timing every iteration."""
+    import mxnet as mx
+    from styletransfer import features, images, optimise, weights
+    from styletransfer.cli import train
+    args = ['--weights', 'random'] + (['--preset', 'fast'] if schedule == 'fast' else [])
+    config = train._config(train.parse_args(args))
+    ctx = mx.cpu()
+    start = time.perf_counter()
+    source = weights.load('random', config.deepest, config.seed)
+    extractor = features.build_extractor(source, config.content_layers, config.style_layers, ctx)
+    normalizer = images.Normalizer(ctx)
+    content, _ = images.load_image(config.content)
+    style, _ = images.load_image(config.style)
+    trace = []
+    for event in optimise.transfer(extractor, normalizer, content, style, config, ctx):
+        if hasattr(event, 'total'):
+            trace.append([event.stage, event.iteration, event.total,
+                          time.perf_counter() - start])
+    print(json.dumps(dict(schedule=schedule, stages=len(config.stages), trace=trace,
+                          wall_s=time.perf_counter() - start, weights=source.description)))
     return 0
 
 
@@ -600,13 +710,14 @@ def _stage(width, height, iterations):
     return Stage(width, height, iterations, model.decay_every, model.lr)
 
 
-def _ours_step_times(width, height, warmup, iterations):
+def _ours_step_times(width, height, warmup, iterations, dtype='float32'):
     import mxnet as mx
     from styletransfer import features, images, optimise, weights
     from styletransfer.config import Config
     config, ctx = Config(), mx.cpu()
     source = weights.load('random', config.deepest, config.seed)
-    extractor = features.build_extractor(source, config.content_layers, config.style_layers, ctx)
+    extractor = features.build_extractor(source, config.content_layers, config.style_layers, ctx,
+                                         dtype=dtype)
     normalizer = images.Normalizer(ctx)
     content, style = _random_pictures(width, height)
     content_x, content_targets, style_grams = optimise.targets(
