@@ -19,10 +19,8 @@ steps are nearly sign steps, so such differences grow along the trajectory; with
 the worst differences seen are about 0.4% (content), 0.05% (style) and 0.3% (TV), against the
 tolerances below. Larger learning rates make the divergence larger than any useful tolerance.
 """
-import importlib.util
 import json
 import math
-import os
 import time
 
 import mxnet as mx
@@ -33,19 +31,9 @@ from mxnet.gluon import nn
 from mxnet.gluon.model_zoo import vision
 from PIL import Image
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(REPO, 'scripts', 'train.py')
+from conftest import train_script_main
 
-
-def _script_main():
-    """`main` of scripts/train.py itself, loaded from its file as a user's run would."""
-    spec = importlib.util.spec_from_file_location('train_script', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
-main = _script_main()
+main = train_script_main()
 
 CTX = mx.cpu(1)
 WIDTH, HEIGHT = 64, 48

@@ -2,7 +2,6 @@
 weights on cpu(1), the book's log format and schedule, the output files, and every refusal; plus
 the core pipeline's hand-over of arrays, all of which must live on the run's context."""
 import contextlib
-import importlib.util
 import io
 import json
 import os
@@ -15,21 +14,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import TRAIN_SCRIPT, train_script_main
+
 from styletransfer.cli import train as cli_train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(REPO, 'scripts', 'train.py')
+SCRIPT = TRAIN_SCRIPT
 
 
-def _script_main():
-    """`main` of scripts/train.py itself, loaded from its file as a user's run would."""
-    spec = importlib.util.spec_from_file_location('train_script', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
-main = _script_main()
+main = train_script_main()
 
 CTX = mx.cpu(1)
 BOOK_LINE = re.compile(r'^epoch +\d+, content loss \d+\.\d\d, style loss \d+\.\d\d, '

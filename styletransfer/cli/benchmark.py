@@ -24,6 +24,7 @@ import tempfile
 import time
 
 from styletransfer import layers
+from styletransfer.cli.common import parse_args
 from styletransfer.files import write_text
 
 PROG = 'benchmark.py'
@@ -116,11 +117,9 @@ def build_parser():
 
 
 def main(argv=None):
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as stop:      # argparse has already printed usage or help
-        return stop.code if isinstance(stop.code, int) else 2
+    args, code = parse_args(build_parser(), argv)
+    if args is None:
+        return code
     if args.worker:
         return worker_main(args)
     try:

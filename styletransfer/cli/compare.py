@@ -8,6 +8,7 @@ import codecs
 import sys
 
 from styletransfer import booklog
+from styletransfer.cli.common import parse_args
 
 PROG = 'compare_logs.py'
 
@@ -58,11 +59,9 @@ def build_parser():
 
 
 def main(argv=None):
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as stop:      # argparse has already printed usage or help
-        return stop.code if isinstance(stop.code, int) else 2
+    args, code = parse_args(build_parser(), argv)
+    if args is None:
+        return code
     if not args.rel_tol >= 0:       # also rejects nan
         print('%s: error: --rel-tol must be a number >= 0, not %s' % (PROG, args.rel_tol),
               file=sys.stderr)

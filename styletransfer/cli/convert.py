@@ -9,6 +9,7 @@ import math
 import sys
 
 from styletransfer import convert
+from styletransfer.cli.common import parse_args
 from styletransfer.errors import StyleTransferError
 from styletransfer.images import RGB_MEAN, RGB_STD
 
@@ -60,11 +61,9 @@ def format_report(result, output, features_only):
 
 
 def main(argv=None):
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as stop:      # argparse has already printed usage or help
-        return stop.code if isinstance(stop.code, int) else EXIT_ERROR
+    args, code = parse_args(build_parser(), argv)
+    if args is None:
+        return code
     try:
         result = convert.convert(args.input, args.output, features_only=args.features_only,
                                  overwrite=args.overwrite)
