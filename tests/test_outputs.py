@@ -1,0 +1,49 @@
+"""Output checks that need the machine to pretend: a read-only folder (tests run as root, who
+may write anywhere) and a full disk; and what --ctx auto says."""
+import collections
+import os
+
+import numpy as np
+from PIL import Image
+
+from styletransfer.cli import train
+
+ARGS = ['--weights', 'random', '--ctx', 'cpu:1', '--stage', '48x32:2:1']
+
+
+def images(folder):
+    for name, seed in (('c.png', 0), ('s.png', 1)):
+        pixels = np.random.RandomState(seed).randint(0, 256, (40, 60, 3)).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / name)
+    return [str(folder / 'c.png'), str(folder / 's.png')]
+
+
+def test_output_folder_not_writable(tmp_path, monkeypatch, capsys):
+    inputs = images(tmp_path)
+    out = tmp_path / 'locked'
+    out.mkdir()
+    real = os.access
+    monkeypatch.setattr(os, 'access', lambda p, mode: False if os.path.abspath(p) == str(out)
+                        else real(p, mode))
+    assert train.main([*inputs, *ARGS, '-o', str(out / 'x.png')]) == 2
+    err = capsys.readouterr().err
+    assert 'not writable' in err and str(out) in err
+    assert os.listdir(out) == []
+
+
+def test_full_disk_refused_before_the_run(tmp_path, monkeypatch, capsys):
+    inputs = images(tmp_path)
+    usage = collections.namedtuple('usage', 'total used free')
+    monkeypatch.setattr(train.shutil, 'disk_usage', lambda p: usage(10 ** 9, 10 ** 9, 1000))
+    assert train.main([*inputs, *ARGS, '-o', str(tmp_path / 'x.png')]) == 2
+    err = capsys.readouterr().err
+    assert 'MB free' in err and 'need about' in err
+    assert sorted(os.listdir(tmp_path)) == ['c.png', 's.png']
+
+
+def test_ctx_auto_says_what_it_chose(tmp_path, monkeypatch, capsys):
+    inputs = images(tmp_path)
+    args = [a if a != 'cpu:1' else 'auto' for a in ARGS]
+    assert train.main([*inputs, *args, '-o', str(tmp_path / 'x.png')]) == 0
+    out = capsys.readouterr().out
+    assert '# context: cpu(0) (auto: no GPU usable, using the CPU)' in out
