@@ -47,3 +47,23 @@ def test_ctx_auto_says_what_it_chose(tmp_path, monkeypatch, capsys):
     assert train.main([*inputs, *args, '-o', str(tmp_path / 'x.png')]) == 0
     out = capsys.readouterr().out
     assert '# context: cpu(0) (auto: no GPU usable, using the CPU)' in out
+
+
+def test_progress_bar_on_a_terminal_never_reaches_the_log(tmp_path, monkeypatch, capsys):
+    inputs = images(tmp_path)
+    monkeypatch.setattr(train.sys.stderr, 'isatty', lambda: True, raising=False)
+    log = tmp_path / 'run.log'
+    args = [*inputs, '--weights', 'random', '--ctx', 'cpu:1', '--stage', '48x32:6:3',
+            '--stage', '64x48:4:2', '--log-every', '3', '--log-file', str(log),
+            '-o', str(tmp_path / 'x.png')]
+    assert train.main(args) == 0
+    captured = capsys.readouterr()
+    bars = [b for b in captured.err.split('\r\x1b[K') if b.startswith('stage')]
+    assert len(bars) == 10                      # one per iteration of both stages
+    assert bars[0].startswith('stage 1/2 [') and '1/6' in bars[0] and 'left' in bars[0]
+    assert bars[-1].startswith('stage 2/2 [') and '4/4' in bars[-1]
+    assert '\r' not in log.read_text() and '\x1b' not in log.read_text()
+    assert '\r' not in captured.out
+    assert train.main(args[:-2] + ['--no-progress', '--overwrite', '-o',
+                                   str(tmp_path / 'y.png')]) == 0
+    assert '\r' not in capsys.readouterr().err
