@@ -67,3 +67,16 @@ def test_progress_bar_on_a_terminal_never_reaches_the_log(tmp_path, monkeypatch,
     assert train.main(args[:-2] + ['--no-progress', '--overwrite', '-o',
                                    str(tmp_path / 'y.png')]) == 0
     assert '\r' not in capsys.readouterr().err
+
+
+def test_image_too_small_for_the_layers_names_the_minimum(tmp_path, capsys):
+    inputs = images(tmp_path)
+    Image.new('RGB', (40, 12), 'white').save(tmp_path / 'thin.png')
+    assert train.main([inputs[0], str(tmp_path / 'thin.png'), *ARGS,
+                       '-o', str(tmp_path / 'x.png')]) == 2
+    err = capsys.readouterr().err
+    assert 'thin.png' in err and '40x12 is too small' in err and 'at least 16' in err
+    # Layers that stop before the fourth pooling need less: conv3_1 works from 4 pixels up.
+    assert train.main([inputs[0], str(tmp_path / 'thin.png'), *ARGS, '--style-layers',
+                       'conv1_1,conv3_1', '--content-layers', 'conv3_1',
+                       '-o', str(tmp_path / 'x.png')]) == 0
