@@ -414,168 +414,210 @@ CONFIG_OPTIONS = ('stage', 'lr', 'content_weight', 'style_weight', 'tv_weight', 
 
 
 def _train(args):
-    threads = _set_threads(args)
-    from styletransfer import checkpoint as ckpt_io
-    if args.checkpoint_every < 0:
-        raise StyleTransferError('--checkpoint-every must be 0 (off) or more')
-    resume = None
-    if args.resume:
-        _resume_checks(args, build_parser())
-        ctx, ctx_remark = resolve_ctx(args.ctx)
-        resume = ckpt_io.load(args.resume, ctx)
-        config = resume.config.validate()
-        extra = resume.extra
-        outputs = Outputs(args.output or extra.get('output'), config,
-                          args.log_file or extra.get('log_file'),
-                          args.trace or extra.get('trace_file'), args.resume, args.overwrite,
-                          own=extra.get('written', []) + [args.resume] + [
-                              extra[k] for k in ('log_file', 'trace_file') if extra.get(k)])
-    else:
-        config = _config(args)
-    content_img, notes = _load_input(config.content, config)
-    styles = []
-    for path, weight in config.styles:
-        picture, more = _load_input(path, config)
-        styles.append((picture, weight))
-        notes += more
-    init_img = None
-    if config.init not in ('content', 'noise'):
-        init_img, more = _load_input(config.init, config)
-        notes += more
-    net_content, net_styles = _color_inputs(config, content_img, styles)
-    regions = _load_regions(config, content_img, net_styles, notes) if config.regions else None
-    if resume is None:
-        outputs = Outputs(args.output, config, args.log_file, args.trace, args.checkpoint,
-                          args.overwrite)
-        ctx, ctx_remark = resolve_ctx(args.ctx)
+    run = TrainingRun(args)
+    run.start()
+    return run.optimise()
 
-    if config.dtype == 'bfloat16' and ctx.device_type != 'cpu':
-        raise StyleTransferError('--dtype bfloat16 runs on the CPU only (MXNet 1.9\'s bfloat16 '
-                                 'kernels are oneDNN\'s); use --ctx cpu or float32')
-    if ctx.device_type == 'cpu':   # a GPU's memory is the driver's to report
-        from styletransfer.resources import check_memory
-        check_memory(config)
 
-    # Everything the user gave is checked; now the slow parts.
-    import mxnet as mx
-    from styletransfer import features, weights
-    from styletransfer.colors import restore_colors
-    from styletransfer.images import Normalizer, save_image, to_uint8
-    from styletransfer.optimise import transfer
-    vgg = weights.load(config.weights, config.deepest, config.seed)
-    run_info = {'config': config.to_dict(), 'weights': vgg.description, 'context': str(ctx),
-                'threads': threads, 'mxnet': mx.__version__}
-    reporter = Reporter(outputs, run_info, sys.stderr.isatty() and not args.no_progress,
-                        resume.extra if resume else None)
-    if resume is None:
-        for note in notes:
-            reporter.line('# ' + note)
-        reporter.line('# content %s, style %s' % (config.content, ', '.join(
-            '%s (%.3g)' % sw if config.style_blend else sw[0] for sw in config.styles)))
-        reporter.line('# weights: %s' % vgg.description)
-        reporter.line('# content layers %s; style layers %s' % (
-            layers.describe(config.content_layers), layers.describe(config.style_layers)))
-    else:
-        reporter.line('# resumed from %s at stage %d, iteration %d' % (
-            args.resume, resume.stage, resume.next_iteration))
-    reporter.line('# context: %s (%s), %d threads%s' % (
-        ctx, ctx_remark, threads, ', VGG in bfloat16' if config.dtype == 'bfloat16' else ''))
-    metadata = {'Software': 'styletransfer', 'weights': vgg.description,
-                'config': json.dumps(config.to_dict())}
-    extractor = features.build_extractor(vgg, config.content_layers, config.style_layers, ctx,
-                                         config.pooling, config.dtype)
-    normalizer = Normalizer(ctx)
-    results = list(resume.stage_pictures) if resume else []
-    written = list(resume.extra.get('written', [])) if resume else []
+class TrainingRun:
+    """One run of the train script: everything the user gave is checked in the constructor,
+    before anything slow; `start` loads the network; `optimise` runs, reports and saves."""
 
-    def save_checkpoint(stage, next_iteration, image, best, best_total, trainer):
+    def __init__(self, args):
+        from styletransfer import checkpoint as ckpt_io
+        self.args, self.threads = args, _set_threads(args)
+        if args.checkpoint_every < 0:
+            raise StyleTransferError('--checkpoint-every must be 0 (off) or more')
+        self.resume = None
+        if args.resume:
+            _resume_checks(args, build_parser())
+            self.ctx, self.ctx_remark = resolve_ctx(args.ctx)
+            self.resume = ckpt_io.load(args.resume, self.ctx)
+            self.config = config = self.resume.config.validate()
+        else:
+            self.config = config = _config(args)
+        self.content_img, self.notes = _load_input(config.content, config)
+        self.styles = []
+        for path, weight in config.styles:
+            picture, more = _load_input(path, config)
+            self.styles.append((picture, weight))
+            self.notes += more
+        self.init_img = None
+        if config.init not in ('content', 'noise'):
+            self.init_img, more = _load_input(config.init, config)
+            self.notes += more
+        self.net_content, self.net_styles = _color_inputs(config, self.content_img, self.styles)
+        self.regions = (_load_regions(config, self.content_img, self.net_styles, self.notes)
+                        if config.regions else None)
+        if self.resume is None:
+            self.outputs = Outputs(args.output, config, args.log_file, args.trace,
+                                   args.checkpoint, args.overwrite)
+            self.ctx, self.ctx_remark = resolve_ctx(args.ctx)
+        else:
+            extra = self.resume.extra
+            self.outputs = Outputs(args.output or extra.get('output'), config,
+                                   args.log_file or extra.get('log_file'),
+                                   args.trace or extra.get('trace_file'), args.resume,
+                                   args.overwrite,
+                                   own=extra.get('written', []) + [args.resume] + [
+                                       extra[k] for k in ('log_file', 'trace_file')
+                                       if extra.get(k)])
+        if config.dtype == 'bfloat16' and self.ctx.device_type != 'cpu':
+            raise StyleTransferError('--dtype bfloat16 runs on the CPU only (MXNet 1.9\'s '
+                                     'bfloat16 kernels are oneDNN\'s); use --ctx cpu or float32')
+        if self.ctx.device_type == 'cpu':   # a GPU's memory is the driver's to report
+            from styletransfer.resources import check_memory
+            check_memory(config)
+
+    def start(self):
+        """The slow parts: weights, network, the log's first lines."""
+        import mxnet as mx
+        from styletransfer import features, weights
+        from styletransfer.images import Normalizer
+        config, resume = self.config, self.resume
+        self.vgg = weights.load(config.weights, config.deepest, config.seed)
+        run_info = {'config': config.to_dict(), 'weights': self.vgg.description,
+                    'context': str(self.ctx), 'threads': self.threads, 'mxnet': mx.__version__}
+        self.reporter = reporter = Reporter(
+            self.outputs, run_info, sys.stderr.isatty() and not self.args.no_progress,
+            resume.extra if resume else None)
+        if resume is None:
+            for note in self.notes:
+                reporter.line('# ' + note)
+            reporter.line('# content %s, style %s' % (config.content, ', '.join(
+                '%s (%.3g)' % sw if config.style_blend else sw[0] for sw in config.styles)))
+            reporter.line('# weights: %s' % self.vgg.description)
+            reporter.line('# content layers %s; style layers %s' % (
+                layers.describe(config.content_layers), layers.describe(config.style_layers)))
+        else:
+            reporter.line('# resumed from %s at stage %d, iteration %d' % (
+                self.args.resume, resume.stage, resume.next_iteration))
+        reporter.line('# context: %s (%s), %d threads%s' % (
+            self.ctx, self.ctx_remark, self.threads,
+            ', VGG in bfloat16' if config.dtype == 'bfloat16' else ''))
+        self.metadata = {'Software': 'styletransfer', 'weights': self.vgg.description,
+                         'config': json.dumps(config.to_dict())}
+        self.extractor = features.build_extractor(
+            self.vgg, config.content_layers, config.style_layers, self.ctx, config.pooling,
+            config.dtype)
+        self.normalizer = Normalizer(self.ctx)
+        self.results = list(resume.stage_pictures) if resume else []
+        self.written = list(resume.extra.get('written', [])) if resume else []
+
+    def optimise(self):
+        """Run every stage; return the exit status."""
+        from styletransfer.optimise import transfer
+        last = None
+        with StopRequest() as stop:
+            try:
+                for event in transfer(self.extractor, self.normalizer, self.net_content,
+                                      self.net_styles, self.config, self.ctx, self.resume,
+                                      self.init_img, self.regions):
+                    if hasattr(event, 'picture'):
+                        code = self._stage_end(event, stop)
+                    else:
+                        last = event
+                        code = self._iteration(event, stop)
+                    if code is not None:
+                        return code
+            except KeyboardInterrupt:
+                self.reporter.clear_bar()
+                if last is not None and last.best is not None:
+                    self._keep_best(last, self.outputs.interrupted)
+                    self.reporter.line('# stopped at once in stage %d; best image so far: %s'
+                                       % (last.stage, self.outputs.interrupted))
+                print('%s: interrupted' % PROG, file=sys.stderr)
+                return EXIT_INTERRUPTED
+        self._finish()
+        return 0
+
+    def _stage_end(self, event, stop):
+        from styletransfer.colors import restore_colors
+        from styletransfer.images import save_image, to_uint8
+        picture = to_uint8(event.picture)
+        if self.config.preserve_colors == 'luminance':
+            picture = restore_colors(picture, self.content_img)
+        self.results.append(picture)
+        path = self.outputs.stages[event.stage - 1]
+        save_image(picture, path, self.metadata)
+        self.written.append(path)
+        if event.stage < event.stages and (stop.requested or self.args.checkpoint_every):
+            self._checkpoint(event.stage + 1, 0, event.image, None, float('inf'), None)
+            if stop.requested:
+                return _stopped(self.reporter, self.outputs, event.stage + 1, 0)
+        return None
+
+    def _iteration(self, event, stop):
+        config, reporter = self.config, self.reporter
+        if event.iteration == 0:
+            s = config.stages[event.stage - 1]
+            reporter.line(booklog.format_stage_header(
+                event.stage, event.stages, s.width, s.height, s.iterations,
+                s.lr if config.optimizer == 'adam' else None, s.decay_every,
+                self.vgg.description, config.lr_decay))
+        if not math.isfinite(event.total):
+            return self._diverged(event)
+        reporter.progress(event, config)
+        every = self.args.checkpoint_every
+        periodic = every and (event.iteration + 1) % every == 0
+        if not event.last and (stop.requested or periodic):
+            if stop.requested:
+                self._keep_best(event, self.outputs.interrupted)
+            self._checkpoint(event.stage, event.iteration + 1, event.image, event.best,
+                             _best_total(reporter.history, event.stage), event.trainer)
+            if stop.requested:
+                return _stopped(reporter, self.outputs, event.stage, event.iteration + 1)
+        return None
+
+    def _diverged(self, event):
+        outputs = self.outputs
+        self.reporter.clear_bar()
+        if event.best is not None:
+            self._keep_best(event, outputs.diverged)
+            kept = 'last finite image: %s' % outputs.diverged
+        else:
+            kept = 'no finite image in this stage' + (
+                '; the previous stage\'s is in %s' % outputs.stages[event.stage - 2]
+                if event.stage > 1 else '')
+        self.reporter.line('# stage %d diverged at iteration %d (total loss %s); %s'
+                           % (event.stage, event.iteration, event.total, kept))
+        print('%s: error: the loss became %s in stage %d at iteration %d; try a smaller --lr'
+              % (PROG, event.total, event.stage, event.iteration), file=sys.stderr)
+        return EXIT_DIVERGED
+
+    def _checkpoint(self, stage, next_iteration, image, best, best_total, trainer):
+        from styletransfer import checkpoint as ckpt_io
+        outputs = self.outputs
         state = ckpt_io.Checkpoint(
-            config, stage, next_iteration, image, best if best is not None else image, best_total,
-            ckpt_io.trainer_states(trainer) if trainer is not None else b'', results,
-            dict(reporter.state(), output=outputs.final, log_file=outputs.log_file,
-                 trace_file=outputs.trace, written=written))
+            self.config, stage, next_iteration, image, best if best is not None else image,
+            best_total, ckpt_io.trainer_states(trainer) if trainer is not None else b'',
+            self.results, dict(self.reporter.state(), output=outputs.final,
+                               log_file=outputs.log_file, trace_file=outputs.trace,
+                               written=self.written))
         ckpt_io.save(outputs.checkpoint, state)
 
-    def keep_best(progress, path):
-        save_image(to_uint8(normalizer.postprocess(progress.best)), path, metadata)
-        written.append(path)
+    def _keep_best(self, progress, path):
+        from styletransfer.images import save_image, to_uint8
+        save_image(to_uint8(self.normalizer.postprocess(progress.best)), path, self.metadata)
+        self.written.append(path)
 
-    last = None
-    with StopRequest() as stop:
-        try:
-            for event in transfer(extractor, normalizer, net_content, net_styles, config, ctx,
-                                  resume, init_img, regions):
-                if hasattr(event, 'picture'):
-                    picture = to_uint8(event.picture)
-                    if config.preserve_colors == 'luminance':
-                        picture = restore_colors(picture, content_img)
-                    results.append(picture)
-                    path = outputs.stages[event.stage - 1]
-                    save_image(picture, path, metadata)
-                    written.append(path)
-                    if event.stage < event.stages and (stop.requested or args.checkpoint_every):
-                        save_checkpoint(event.stage + 1, 0, event.image, None, float('inf'),
-                                        None)
-                        if stop.requested:
-                            return _stopped(reporter, outputs, event.stage + 1, 0)
-                    continue
-                if event.iteration == 0:
-                    s = config.stages[event.stage - 1]
-                    reporter.line(booklog.format_stage_header(
-                        event.stage, event.stages, s.width, s.height, s.iterations,
-                        s.lr if config.optimizer == 'adam' else None, s.decay_every,
-                        vgg.description, config.lr_decay))
-                last = event
-                if not math.isfinite(event.total):
-                    reporter.clear_bar()
-                    if event.best is not None:
-                        keep_best(event, outputs.diverged)
-                        kept = 'last finite image: %s' % outputs.diverged
-                    else:
-                        kept = 'no finite image in this stage' + (
-                            '; the previous stage\'s is in %s' % outputs.stages[event.stage - 2]
-                            if event.stage > 1 else '')
-                    reporter.line('# stage %d diverged at iteration %d (total loss %s); %s'
-                                  % (event.stage, event.iteration, event.total, kept))
-                    print('%s: error: the loss became %s in stage %d at iteration %d; try a '
-                          'smaller --lr' % (PROG, event.total, event.stage, event.iteration),
-                          file=sys.stderr)
-                    return EXIT_DIVERGED
-                reporter.progress(event, config)
-                mid_stage = not event.last
-                periodic = (args.checkpoint_every
-                            and (event.iteration + 1) % args.checkpoint_every == 0)
-                if mid_stage and (stop.requested or periodic):
-                    if stop.requested:
-                        keep_best(event, outputs.interrupted)
-                    save_checkpoint(event.stage, event.iteration + 1, event.image, event.best,
-                                    _best_total(reporter.history, event.stage), event.trainer)
-                    if stop.requested:
-                        return _stopped(reporter, outputs, event.stage, event.iteration + 1)
-        except KeyboardInterrupt:
-            reporter.clear_bar()
-            if last is not None and last.best is not None:
-                keep_best(last, outputs.interrupted)
-                reporter.line('# stopped at once in stage %d; best image so far: %s'
-                              % (last.stage, outputs.interrupted))
-            print('%s: interrupted' % PROG, file=sys.stderr)
-            return EXIT_INTERRUPTED
-
-    save_image(results[-1], outputs.final, metadata)
-    from styletransfer.pictures import contact_sheet, plot_losses
-    plot_losses(reporter.history, outputs.losses, title='weights: %s' % vgg.description)
-    panels = [('content', content_img)] + [
-        ('style' if len(styles) == 1 else 'style %.2g' % w, p) for p, w in styles] + [
-        ('stage %d: %dx%d' % (k, s.width, s.height), r)
-        for k, (s, r) in enumerate(zip(config.stages, results), 1)]
-    contact_sheet(panels, outputs.sheet, caption='weights: %s' % vgg.description)
-    if os.path.exists(outputs.checkpoint) and (args.checkpoint_every or resume):
-        os.remove(outputs.checkpoint)   # the run is complete: nothing left to resume
-    for path in [outputs.final, *outputs.stages, outputs.losses, outputs.sheet,
-                 outputs.log_file, outputs.trace]:
-        if path:
-            reporter.line('# wrote %s' % path)
-    return 0
+    def _finish(self):
+        from styletransfer.images import save_image
+        from styletransfer.pictures import contact_sheet, plot_losses
+        outputs, config, caption = self.outputs, self.config, 'weights: %s' % self.vgg.description
+        save_image(self.results[-1], outputs.final, self.metadata)
+        plot_losses(self.reporter.history, outputs.losses, title=caption)
+        panels = [('content', self.content_img)] + [
+            ('style' if len(self.styles) == 1 else 'style %.2g' % w, p) for p, w in self.styles
+        ] + [('stage %d: %dx%d' % (k, s.width, s.height), r)
+             for k, (s, r) in enumerate(zip(config.stages, self.results), 1)]
+        contact_sheet(panels, outputs.sheet, caption=caption)
+        if os.path.exists(outputs.checkpoint) and (self.args.checkpoint_every or self.resume):
+            os.remove(outputs.checkpoint)   # the run is complete: nothing left to resume
+        for path in [outputs.final, *outputs.stages, outputs.losses, outputs.sheet,
+                     outputs.log_file, outputs.trace]:
+            if path:
+                self.reporter.line('# wrote %s' % path)
 
 
 def _best_total(history, stage):
