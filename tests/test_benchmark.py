@@ -169,3 +169,12 @@ def test_time_to_book_loss_summary():
     assert r['fast_iterations'] == [2, 3]
     never = dict(fast, trace=[[2, 0, 12.0, 60.0]])
     assert summarise_time_to_book_loss(book, never)['fast_seconds_to_book_loss'] is None
+
+
+def test_bf16_drift_summary():
+    from styletransfer.cli.benchmark import summarise_bf16_drift
+    book = dict(wall_s=400.0, trace=[[1, 0, 10.0, 1], [1, 1, 8.0, 2], [2, 0, 4.0, 3]])
+    bf16 = dict(wall_s=250.0, trace=[[1, 0, 10.1, 1], [1, 1, 7.6, 2], [2, 0, 4.02, 3]])
+    r = summarise_bf16_drift(book, bf16)
+    assert r['speedup'] == 1.6 and r['iterations'] == 3 and r['final_total'] == 4.02
+    assert abs(r['max_rel_total'] - 0.05) < 1e-12 and abs(r['final_rel_total'] - 0.005) < 1e-12

@@ -105,14 +105,15 @@ def build_parser():
     p.add_argument('--bf16', action='store_true',
                    help='also time our step with the network in bfloat16 (--dtype bfloat16)')
     p.add_argument('--time-to-book-loss', action='store_true',
-                   help='also run the book\'s whole schedule and --preset fast on the bundled '
-                        'images (random weights), each in its own process, and report the time '
-                        'the preset takes to reach the book run\'s final total loss (within '
-                        '1%%); --sizes "" runs only this')
+                   help='also run the book\'s whole schedule, --preset fast and the book\'s '
+                        'schedule in bfloat16 on the bundled images (random weights), each in '
+                        'its own process; report the time the preset takes to reach the book '
+                        'run\'s final total loss (within 1%%) and how far bfloat16 moves the '
+                        'losses; --sizes "" runs only this')
     # Internal: the parent starts itself with this to measure one kind at one size.
     p.add_argument('--worker', choices=('ours', 'book', 'bf16', 'info', 'schedule'),
                    help=argparse.SUPPRESS)
-    p.add_argument('--schedule', choices=('book', 'fast'), help=argparse.SUPPRESS)
+    p.add_argument('--schedule', choices=('book', 'fast', 'book-bf16'), help=argparse.SUPPRESS)
     return p
 
 
@@ -622,7 +623,7 @@ def time_to_book_loss(options):
     """Run the book's schedule and the fast preset, each in a fresh process, one after the
     other; compare their final-stage losses over time."""
     runs = {}
-    for schedule in ('book', 'fast'):
+    for schedule in ('book', 'fast', 'book-bf16'):
         command = [sys.executable, '-m', 'styletransfer.cli.benchmark', '--worker', 'schedule',
                    '--schedule', schedule, '--threads', str(options['threads'])]
         done = run_measured(command, worker_env(options, 'ours'), options['timeout'] * 4)
@@ -632,7 +633,19 @@ def time_to_book_loss(options):
         runs[schedule] = json.loads(done['stdout'].strip().splitlines()[-1])
         print('[time to the book\'s loss] %s schedule: %.1f s' % (
             schedule, runs[schedule]['wall_s']), file=sys.stderr, flush=True)
-    return summarise_time_to_book_loss(runs['book'], runs['fast'])
+    summary = summarise_time_to_book_loss(runs['book'], runs['fast'])
+    summary['bfloat16'] = summarise_bf16_drift(runs['book'], runs['book-bf16'])
+    return summary
+
+
+def summarise_bf16_drift(book, bf16):
+    """How far the book's schedule run with --dtype bfloat16 moves from float32: the largest
+    relative difference of the total loss over all iterations, the final one, and wall time."""
+    pairs = [(a[2], b[2]) for a, b in zip(book['trace'], bf16['trace'])]
+    rel = [abs(b - a) / abs(a) for a, b in pairs if a]
+    return dict(wall_s=bf16['wall_s'], speedup=book['wall_s'] / bf16['wall_s'],
+                final_total=pairs[-1][1], max_rel_total=max(rel), final_rel_total=rel[-1],
+                iterations=len(pairs))
 
 
 def summarise_time_to_book_loss(book, fast):
@@ -660,6 +673,13 @@ def format_time_to_book_loss(r):
              % ('+'.join(map(str, r['fast_iterations'])), r['fast_wall_s'],
                 r['fast_final_total'],
                 100 * (r['fast_final_total'] / r['book_final_total'] - 1))]
+    b = r.get('bfloat16')
+    if b:
+        lines.append('  book schedule with --dtype bfloat16: %.1f s (%.2fx faster), final total '
+                     'loss %.6g; total loss off float32\'s by at most %.2f%% over its %d '
+                     'iterations, %.2f%% at the end' % (
+                         b['wall_s'], b['speedup'], b['final_total'], 100 * b['max_rel_total'],
+                         b['iterations'], 100 * b['final_rel_total']))
     if r['fast_seconds_to_book_loss'] is None:
         lines.append('  --preset fast never came within %g%% of the book\'s final loss'
                      % (100 * BOOK_LOSS_TOLERANCE))
@@ -675,12 +695,14 @@ def _schedule_worker(schedule):
     import mxnet as mx
     from styletransfer import features, images, optimise, weights
     from styletransfer.cli import train
-    args = ['--weights', 'random'] + (['--preset', 'fast'] if schedule == 'fast' else [])
+    args = ['--weights', 'random'] + {'book': [], 'fast': ['--preset', 'fast'],
+                                      'book-bf16': ['--dtype', 'bfloat16']}[schedule]
     config = train._config(train.parse_args(args))
     ctx = mx.cpu()
     start = time.perf_counter()
     source = weights.load('random', config.deepest, config.seed)
-    extractor = features.build_extractor(source, config.content_layers, config.style_layers, ctx)
+    extractor = features.build_extractor(source, config.content_layers, config.style_layers, ctx,
+                                         dtype=config.dtype)
     normalizer = images.Normalizer(ctx)
     content, _ = images.load_image(config.content)
     style, _ = images.load_image(config.style)
