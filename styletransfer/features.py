@@ -4,7 +4,7 @@ from mxnet import gluon
 from mxnet.gluon import nn
 from mxnet.gluon.model_zoo import vision
 
-from .layers import CONV_SHAPES
+from .layers import CONV_SHAPES, DOWNSAMPLING
 
 
 class FeatureExtractor(gluon.HybridBlock):
@@ -68,8 +68,7 @@ def _to_bfloat16(net, ctx):
     from mxnet import nd
     from mxnet.contrib import amp
     # AMP converts the graph Gluon traced, so the block must have run once.
-    smallest = 2 ** sum(1 for layer in net.body[:net.deepest + 1]
-                        if isinstance(layer, (nn.MaxPool2D, nn.AvgPool2D)))
+    smallest = DOWNSAMPLING[net.deepest]
     net(nd.zeros((1, 3, smallest, smallest), ctx=ctx))
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')   # "cannot decide type" of the data input: float32

@@ -35,6 +35,11 @@ def targets(extractor, normalizer, content_img, style_imgs, width, height, style
     exactly the stage size, whatever their aspect)."""
     content_x = normalizer.preprocess(content_img, width, height)
     contents, _ = extractor.split(extractor(content_x))
+    return content_x, contents, _mixed_grams(extractor, normalizer, style_imgs, width, height,
+                                             style_scale)
+
+
+def _mixed_grams(extractor, normalizer, style_imgs, width, height, style_scale):
     if not isinstance(style_imgs, (list, tuple)):
         style_imgs = [(style_imgs, 1.0)]
     size = (max(1, round(width * style_scale)), max(1, round(height * style_scale)))
@@ -43,7 +48,7 @@ def targets(extractor, normalizer, content_img, style_imgs, width, height, style
         _, styles = extractor.split(extractor(normalizer.preprocess(picture, *size)))
         mine = [gram(y) if weight == 1 else gram(y) * weight for y in styles]
         grams = mine if grams is None else [a + b for a, b in zip(grams, mine)]
-    return content_x, contents, grams
+    return grams
 
 
 def region_targets(extractor, normalizer, content_img, regions, width, height,
@@ -52,12 +57,12 @@ def region_targets(extractor, normalizer, content_img, regions, width, height,
     array in [0, 1] (any size: it is resized to each style layer), styles as for `targets`
     (empty for a region without style). Returns the content input and features and one
     losses.Region per region with a style."""
-    content_x, contents, out = None, None, []
+    content_x, contents, _ = targets(extractor, normalizer, content_img, [], width, height)
+    out = []
     for mask, styles in regions:
         if not styles:
             continue
-        content_x, contents, grams = targets(extractor, normalizer, content_img, styles, width,
-                                             height, style_scale)
+        grams = _mixed_grams(extractor, normalizer, styles, width, height, style_scale)
         masks = []
         for layer in extractor.style_layers:
             # 2x2 poolings floor odd sides, so a layer's size is the image's divided down.
@@ -65,8 +70,6 @@ def region_targets(extractor, normalizer, content_img, regions, width, height,
             small = normalizer.resize_mask(mask, width // factor, height // factor)
             masks.append((small, max(float(small.sum().asscalar()), 1e-6)))
         out.append(Region(grams, masks))
-    if content_x is None:      # no region has a style: content and TV only
-        content_x, contents, _ = targets(extractor, normalizer, content_img, [], width, height)
     return content_x, contents, out
 
 
@@ -86,6 +89,19 @@ def initial_image(config, normalizer, content_x, init_img, width, height):
     noise = normalizer.preprocess(rng.uniform(0, 255, (height, width, 3)).astype(np.float32),
                                   width, height)
     return noise if base is None else (1 - ratio) * base + ratio * noise
+
+
+def _losses_and_gradient(extractor, x, content_targets, style_grams, config):
+    """Forward and backward for image `x` (its gradient lands in x's grad buffer); returns the
+    weighted [content, style, tv, total] as floats."""
+    with autograd.record():
+        contents, styles = extractor.split(extractor(x))
+        losses = compute_losses(x, contents, styles, content_targets, style_grams,
+                                config.content_weight, config.layer_style_weights,
+                                config.tv_weight)
+    losses.total.backward()
+    # One sync for all four numbers, while the backward pass is still running.
+    return nd.concat(*losses, dim=0).asnumpy().tolist()
 
 
 def optimise_stage(extractor, init, content_targets, style_grams, stage, config, ctx,
@@ -109,15 +125,9 @@ def optimise_stage(extractor, init, content_targets, style_grams, stage, config,
     plateau = Plateau(config.stop_rtol, config.stop_window)
     for i in range(start, stage.iterations):
         started = time.perf_counter()
-        with autograd.record():
-            x = image()
-            contents, styles = extractor.split(extractor(x))
-            losses = compute_losses(x, contents, styles, content_targets, style_grams,
-                                    config.content_weight, config.layer_style_weights,
-                                    config.tv_weight)
-        losses.total.backward()
-        # One sync for all four numbers, while the backward pass is still running.
-        content, style, tv, total = nd.concat(*losses, dim=0).asnumpy().tolist()
+        x = image()
+        content, style, tv, total = _losses_and_gradient(extractor, x, content_targets,
+                                                         style_grams, config)
         if total < best_total:
             best, best_total = x.copy(), total
         lr = trainer.learning_rate
@@ -146,13 +156,7 @@ def optimise_stage_lbfgs(extractor, init, content_targets, style_grams, stage, c
     """
     def evaluate(x):
         x.attach_grad()
-        with autograd.record():
-            contents, styles = extractor.split(extractor(x))
-            losses = compute_losses(x, contents, styles, content_targets, style_grams,
-                                    config.content_weight, config.layer_style_weights,
-                                    config.tv_weight)
-        losses.total.backward()
-        values = nd.concat(*losses, dim=0).asnumpy().tolist()
+        values = _losses_and_gradient(extractor, x, content_targets, style_grams, config)
         return values[-1], x.grad.copy(), values
 
     lower, upper = normalizer.pixel_bounds()
