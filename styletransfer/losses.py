@@ -1,4 +1,10 @@
-"""The book's losses as pure functions over NDArrays; weights are passed in, nothing is global."""
+"""The book's losses as pure functions, weights passed in, nothing global.
+
+Each takes `F`, the operator namespace, as Gluon's hybrid_forward does: `mxnet.nd` (the
+default) on NDArrays, `mxnet.sym` when `objective.Objective` traces them into one graph with
+the network. Symbols carry no shapes, so the Gram functions then take the feature map's
+(channels, positions) as `shape`.
+"""
 from collections import namedtuple
 
 import numpy as np
@@ -10,59 +16,75 @@ Losses = namedtuple('Losses', 'content style tv total')
 Region = namedtuple('Region', 'grams masks')
 
 
-def content_loss(y_hat, y):
+def content_loss(y_hat, y, F=nd):
     """Mean squared difference of two feature maps."""
-    return (y_hat - y).square().mean()
+    return F.mean(F.square(y_hat - y))
 
 
-def gram(x):
+def _features_times_transpose(x, shape, F):
+    channels, positions = shape
+    x = F.reshape(x, shape=(channels, positions))
+    # X X^T as a fully connected layer whose weights are X itself: oneDNN's inner product,
+    # where nd.dot goes to OpenBLAS and took two to three times as long for these long, thin
+    # matrices (64 x 135,000 at 450x300), backward included.
+    return F.FullyConnected(x, x, no_bias=True, num_hidden=channels)
+
+
+def _shape(x, shape):
+    return shape or (x.shape[1], x.size // x.shape[1])
+
+
+def gram(x, shape=None, F=nd):
     """Gram matrix of a 1xCxHxW feature map, divided by C*H*W as in the book."""
-    channels = x.shape[1]
-    n = x.size // channels
-    x = x.reshape((channels, n))
-    return nd.dot(x, x, transpose_b=True) / (channels * n)
+    channels, positions = shape = _shape(x, shape)
+    return _features_times_transpose(x, shape, F) / (channels * positions)
 
 
-def masked_gram(x, mask, mask_sum):
+def masked_gram(x, mask, mask_sum, shape=None, F=nd):
     """Gram matrix of the features under a 1x1xHxW mask (Gatys et al. 2017's spatial control),
     divided by C times the mask's area: with a mask of ones it is `gram(x)`."""
-    channels = x.shape[1]
-    x = nd.broadcast_mul(x, mask).reshape((channels, -1))
-    return nd.dot(x, x, transpose_b=True) / (channels * mask_sum)
+    shape = _shape(x, shape)
+    return _features_times_transpose(F.broadcast_mul(x, mask), shape, F) / (shape[0] * mask_sum)
 
 
-def style_loss(y_hat, gram_y):
+def style_loss(y_hat, gram_y, shape=None, F=nd):
     """Mean squared difference between the Gram matrix of `y_hat` and a target Gram matrix."""
-    return (gram(y_hat) - gram_y).square().mean()
+    return F.mean(F.square(gram(y_hat, shape, F) - gram_y))
 
 
-def tv_loss(x):
+def tv_loss(x, F=nd):
     """Total variation: half the sum of mean absolute vertical and horizontal differences."""
-    return 0.5 * ((x[:, :, 1:, :] - x[:, :, :-1, :]).abs().mean()
-                  + (x[:, :, :, 1:] - x[:, :, :, :-1]).abs().mean())
+    def mean_step(axis):
+        later = F.slice_axis(x, axis=axis, begin=1, end=None)
+        earlier = F.slice_axis(x, axis=axis, begin=0, end=-1)
+        return F.mean(F.abs(later - earlier))
+    return 0.5 * (mean_step(2) + mean_step(3))
 
 
 def compute_losses(x, contents, styles, content_targets, style_grams,
-                   content_weight, style_weight, tv_weight):
+                   content_weight, style_weight, tv_weight, shapes=None, F=nd):
     """Weighted content, style and TV terms (each summed over its layers) and their total.
 
     `style_weight` is a number (the same for every style layer, as in the book) or a sequence
     with one weight per style layer. `style_grams` holds one Gram matrix per style layer, or,
-    for a run with masks, one `Region` per region that has a style.
+    for a run with masks, one `Region` per region that has a style. `shapes` gives each style
+    feature map's (channels, positions); only Symbols need it.
     """
     if isinstance(style_weight, (int, float, np.floating)):
         style_weight = [style_weight] * len(styles)
     elif len(style_weight) != len(styles):
         raise ValueError('%d style weights for %d style layers' % (len(style_weight), len(styles)))
-    content = nd.add_n(*[content_loss(y_hat, y) * content_weight
-                         for y_hat, y in zip(contents, content_targets)])
+    shapes = shapes or [None] * len(styles)
+    content = F.add_n(*[content_loss(y_hat, y, F) * content_weight
+                        for y_hat, y in zip(contents, content_targets)])
     if style_grams and isinstance(style_grams[0], Region):
-        style = nd.add_n(*[(masked_gram(y_hat, m, area) - g).square().mean() * w
-                           for region in style_grams
-                           for y_hat, g, (m, area), w in zip(styles, region.grams, region.masks,
-                                                             style_weight)])
+        style = F.add_n(*[F.mean(F.square(masked_gram(y_hat, m, area, shape, F) - g)) * w
+                          for region in style_grams
+                          for y_hat, g, (m, area), w, shape in zip(
+                              styles, region.grams, region.masks, style_weight, shapes)])
     else:
-        style = nd.add_n(*[style_loss(y_hat, g) * w
-                           for y_hat, g, w in zip(styles, style_grams, style_weight)])
-    tv = tv_loss(x) * tv_weight
+        style = F.add_n(*[style_loss(y_hat, g, shape, F) * w
+                          for y_hat, g, w, shape in zip(styles, style_grams, style_weight,
+                                                        shapes)])
+    tv = tv_loss(x, F) * tv_weight
     return Losses(content, style, tv, style + content + tv)

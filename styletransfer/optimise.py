@@ -12,7 +12,8 @@ from mxnet import autograd, gluon, nd
 from .checkpoint import restore_trainer
 from .lbfgs import LBFGS
 from .layers import DOWNSAMPLING
-from .losses import Region, compute_losses, gram
+from .losses import Region, gram
+from .objective import Objective
 from .progress import Progress, StageEnd
 
 
@@ -91,22 +92,27 @@ def initial_image(config, normalizer, content_x, init_img, width, height):
     return noise if base is None else (1 - ratio) * base + ratio * noise
 
 
-def _losses_and_gradient(extractor, x, content_targets, style_grams, config):
+def _losses_and_gradient(objective, x):
     """Forward and backward for image `x` (its gradient lands in x's grad buffer); returns the
     weighted [content, style, tv, total] as floats."""
     with autograd.record():
-        contents, styles = extractor.split(extractor(x))
-        losses = compute_losses(x, contents, styles, content_targets, style_grams,
-                                config.content_weight, config.layer_style_weights,
-                                config.tv_weight)
-    losses.total.backward()
+        losses = objective(x)
+    losses[-1].backward()
     # One sync for all four numbers, while the backward pass is still running.
     return nd.concat(*losses, dim=0).asnumpy().tolist()
 
 
-def optimise_stage(extractor, init, content_targets, style_grams, stage, config, ctx,
-                   number=1, count=1, resume=None):
-    """Run one stage's iterations from `init` (1x3xHxW); yields Progress per iteration.
+def build_objective(extractor, content_targets, style_grams, config):
+    """The stage's `objective.Objective`, hybridised (one per stage: its size is fixed)."""
+    objective = Objective(extractor, content_targets, style_grams, config.content_weight,
+                          config.layer_style_weights, config.tv_weight)
+    objective.hybridize(static_alloc=True, static_shape=True)
+    return objective
+
+
+def optimise_stage(objective, init, stage, config, ctx, number=1, count=1, resume=None):
+    """Run one stage's iterations from `init` (1x3xHxW) on `objective` (see `build_objective`);
+    yields Progress per iteration.
 
     Follows the book's loop: the losses reported for iteration i are those of the image before
     its update, and after the update of iteration i (i > 0, i a multiple of the decay interval)
@@ -126,8 +132,7 @@ def optimise_stage(extractor, init, content_targets, style_grams, stage, config,
     for i in range(start, stage.iterations):
         started = time.perf_counter()
         x = image()
-        content, style, tv, total = _losses_and_gradient(extractor, x, content_targets,
-                                                         style_grams, config)
+        content, style, tv, total = _losses_and_gradient(objective, x)
         if total < best_total:
             best, best_total = x.copy(), total
         lr = trainer.learning_rate
@@ -145,8 +150,8 @@ def optimise_stage(extractor, init, content_targets, style_grams, stage, config,
             return
 
 
-def optimise_stage_lbfgs(extractor, init, content_targets, style_grams, stage, config, ctx,
-                         normalizer, number=1, count=1, resume=None):
+def optimise_stage_lbfgs(objective, init, stage, config, ctx, normalizer, number=1, count=1,
+                         resume=None):
     """One stage of L-BFGS from `init`; yields Progress per iteration like `optimise_stage`.
 
     The losses reported for iteration i are those of the image the iteration starts from; the
@@ -156,7 +161,7 @@ def optimise_stage_lbfgs(extractor, init, content_targets, style_grams, stage, c
     """
     def evaluate(x):
         x.attach_grad()
-        values = _losses_and_gradient(extractor, x, content_targets, style_grams, config)
+        values = _losses_and_gradient(objective, x)
         return values[-1], x.grad.copy(), values
 
     lower, upper = normalizer.pixel_bounds()
@@ -229,13 +234,13 @@ def transfer(extractor, normalizer, content_img, style_img, config, ctx, resume=
         else:
             init = normalizer.preprocess(normalizer.postprocess(previous) * 255,
                                          stage.width, stage.height)
+        objective = build_objective(extractor, content_targets, style_grams, config)
         if config.optimizer == 'lbfgs':
-            steps = optimise_stage_lbfgs(extractor, init, content_targets, style_grams, stage,
-                                         config, ctx, normalizer, number, len(config.stages),
-                                         here)
+            steps = optimise_stage_lbfgs(objective, init, stage, config, ctx, normalizer,
+                                         number, len(config.stages), here)
         else:
-            steps = optimise_stage(extractor, init, content_targets, style_grams, stage,
-                                   config, ctx, number, len(config.stages), here)
+            steps = optimise_stage(objective, init, stage, config, ctx, number,
+                                   len(config.stages), here)
         progress = None
         for progress in steps:
             yield progress

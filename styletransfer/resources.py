@@ -1,17 +1,19 @@
 """Memory: estimate a run's peak before it starts, and what the machine has available.
 
 The estimate is a fit of measured peaks (resident memory of one process running one stage on
-the CPU, MXNet 1.9.1 with oneDNN, VGG-19 up to conv5_1): about 380 MB of fixed cost (library,
-weights, graph) and 5.3 kB per pixel of the largest stage (activations and their gradients,
-kept by the static graph). Measured: 536 MB at 225x150, 1056 MB at 450x300, 2985 MB at
-900x600. L-BFGS adds its curvature pairs: two float32 images per remembered iteration.
+the CPU, MXNet 1.9.1 with oneDNN, VGG-19 up to conv5_1, losses inside the graph): about 460 MB
+of fixed cost (library, weights, graph) and 4.1 kB per pixel of the largest stage (activations
+and their gradients, kept by the static graph). Measured with scripts/train.py, 3 iterations,
+VmHWM: 586 MB at 225x150, 1003 MB at 450x300, 2707 MB at 900x600, 4337 MB at 1200x800 (the fit
+is within 2.5% of each). L-BFGS adds its curvature pairs: two float32 images per remembered
+iteration.
 """
 import math
 
 from .errors import StyleTransferError
 
-FIXED_BYTES = 380e6
-BYTES_PER_PIXEL = 5.3e3
+FIXED_BYTES = 460e6
+BYTES_PER_PIXEL = 4.1e3
 MARGIN = 1.15     # the fit's error at the measured sizes stays under this
 
 

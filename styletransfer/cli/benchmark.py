@@ -745,8 +745,8 @@ def _ours_step_times(width, height, warmup, iterations, dtype='float32'):
         extractor, normalizer, content, style, width, height)
     stage = _stage(width, height, warmup + iterations)
     seconds, total = [], None
-    for progress in optimise.optimise_stage(extractor, content_x, content_targets, style_grams,
-                                            stage, config, ctx):
+    objective = optimise.build_objective(extractor, content_targets, style_grams, config)
+    for progress in optimise.optimise_stage(objective, content_x, stage, config, ctx):
         seconds.append(progress.seconds)
         total = progress.total
     return seconds, total, source.description

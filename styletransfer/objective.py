@@ -1,0 +1,68 @@
+"""The quantity the optimisers minimise: the extractor and the weighted losses traced into one
+hybridised graph, image -> (content, style, tv, total).
+
+Run as separate NDArray calls after the network, the losses cost about 40% of a step at
+450x300: every style feature map left the network's graph, was converted out of oneDNN's
+blocked layout, and its gradient came back through half a dozen small operators. Inside the
+graph MXNet plans their memory with the network's and frees what it can as it goes.
+"""
+from mxnet import gluon
+
+from .layers import DOWNSAMPLING
+from .losses import Region, compute_losses
+
+
+class Objective(gluon.HybridBlock):
+    """`objective(x)` for a 1x3xHxW image whose size is fixed at the first call: the four
+    weighted losses, each of shape (1,). Its only Parameters are the extractor's (frozen), and
+    the targets are constant inputs, so a backward pass computes the image's gradient alone.
+
+    `style_targets` is a list of Gram matrices (one per style layer) or of `losses.Region`s, as
+    `losses.compute_losses` takes them. A new size needs a new Objective (it is cheap: the
+    extractor's parameters are shared, not copied)."""
+
+    def __init__(self, extractor, content_targets, style_targets, content_weight,
+                 style_weight, tv_weight, **kwargs):
+        super().__init__(**kwargs)
+        self.extractor = extractor
+        self.weights = content_weight, style_weight, tv_weight
+        self.regions = bool(style_targets) and isinstance(style_targets[0], Region)
+        # Arrays are passed to the graph as inputs, in this order; the areas of masks are
+        # numbers and stay in the graph as constants.
+        self.constants = list(content_targets)
+        if self.regions:
+            self.areas = [[area for _, area in region.masks] for region in style_targets]
+            for region in style_targets:
+                self.constants += list(region.grams) + [mask for mask, _ in region.masks]
+        else:
+            self.constants += list(style_targets)
+        self.shapes = None
+
+    def forward(self, x):
+        if self.shapes is None:
+            height, width = x.shape[2:]
+            self.shapes = []
+            for layer, channels in zip(self.extractor.style_layers, self._style_channels()):
+                # 2x2 poolings floor odd sides, so a layer's size is the image's divided down.
+                factor = DOWNSAMPLING[layer]
+                self.shapes.append((channels, (height // factor) * (width // factor)))
+        return super().forward(x, *self.constants)
+
+    def _style_channels(self):
+        grams = self.constants[len(self.extractor.content_layers):]
+        return [gram.shape[0] for gram in grams[:len(self.extractor.style_layers)]]
+
+    def hybrid_forward(self, F, x, *constants):
+        n_content, n_style = len(self.extractor.content_layers), len(self.extractor.style_layers)
+        contents, styles = self.extractor.split(self.extractor(x))
+        content_targets, rest = constants[:n_content], constants[n_content:]
+        if self.regions:
+            style_targets = []
+            for areas in self.areas:
+                grams, masks, rest = rest[:n_style], rest[n_style:2 * n_style], rest[2 * n_style:]
+                style_targets.append(Region(list(grams), list(zip(masks, areas))))
+        else:
+            style_targets = list(rest)
+        losses = compute_losses(x, contents, styles, content_targets, style_targets,
+                                *self.weights, shapes=self.shapes, F=F)
+        return tuple(losses)
