@@ -52,8 +52,8 @@ def build_parser():
         'one train.py run per control, and a sheet per control of its inputs, the run without '
         'it and the run with it.')
     p.add_argument('--out', default='docs/gallery', metavar='DIR',
-                   help='where the sheets go (default: %(default)s); the runs\' own files go '
-                        'to DIR/runs')
+                   help='where the sheets go, replacing those there (default: %(default)s); '
+                        'the runs\' own files go to DIR/runs')
     p.add_argument('--weights', default='random', metavar='zoo|random|PATH',
                    help='VGG-19 weights, as train.py takes them (default: %(default)s)')
     p.add_argument('--stage', default='300x225:100:1000', metavar='WxH:ITERS:DECAY',
