@@ -54,7 +54,9 @@ def load_image(path):
         raise StyleTransferError('%s: cannot read the file (permission denied)' % path) from e
     except Image.UnidentifiedImageError as e:
         raise StyleTransferError('%s: not an image file Pillow can read' % path) from e
-    except (OSError, ValueError, SyntaxError) as e:
+    except Exception as e:
+        # Pillow's decoders raise more than OSError and ValueError on damaged files (a TIFF
+        # without its width tag: TypeError from n_frames); any of them means the same here.
         raise StyleTransferError('%s: damaged or truncated image (%s)' % (path, e)) from e
     return array, notes
 

@@ -1,6 +1,8 @@
 """Bad and unusual input images: each is refused with our error, or converted with a note."""
+import base64
 import io
 import os
+import zlib
 
 import numpy as np
 import pytest
@@ -70,6 +72,32 @@ def test_corrupt_png(tmp_path):
     path = tmp_path / 'bad.png'
     path.write_bytes(bytes(data))
     refused(str(path), 'bad.png')
+
+
+# A mutated TIFF that hypothesis found: its tags leave Pillow without the image's dimensions,
+# and Pillow raises TypeError (not OSError) when asked how many frames it has.
+TIFF_WITHOUT_DIMENSIONS = (
+    'eNpNkymTrEgQgGume/qgG4qruPqonuOtwKDQpR8GhS6PweBr1QpiIzD48hgMvjQKgy+NwvADtmdjxMuML/KLjMx0'
+    '+ft3CA4AgD0AL1vw8jTvycuP609eXzZg86z/PNk8/bv/ze7HX58YP/P/PkE//e8d54877o//vQXg+sed7zj8n89Q'
+    'wAsCrxhsQrCNwRsBuwTsM3Cg4JgDpQQnBs4VUBugcQBboPfAEMAcgDUBWwI0A2cFLoAvCnxFcIPhNoRvMdwRuE/g'
+    'IYNHCpUcnkp4ZlCtoNZAyKHeQqOHpoDWAO0JIgmdGbor9AB+VfAG4S3GbyHexXhP8CHBxwwrFJ9yfC6xyrBWYdhg'
+    'nWOjxWaPLYHtAaMJOxK7M/ZW7INoo0RbFL3haBdG+zg6kOiYREoWnWh0ziO1jDQWwSrSm8jgkdlGVh/ZIkJD5EyR'
+    'KyNvjvw1CgDZKuQNkR0m+5AcYnIkREnIKSNnStScaCWBjOgVMRpicmK1xO4JEsQZiDsRTxJ/JsFKLiB9U9IdSvc4'
+    'PYTpMU4Vkp6S9JylKk21PIVlqrPUqFKzSS2e2m2K+tQRqTuk3pT6Mg3m9LKmV0B3Ct0jesD0GFIlpidCzwlVM6pR'
+    'CnOql9Rg1Kyo1VCbU9RSp6euoN5A/YkGkl5mel3pDRR7pTig4ogLJSxOcXEmhZoUWlZAWuh5YZSFyQqrKuymQLxw'
+    '2sLtC08U/lAEU3GRxXUubmtxB+ygsCNiCmankJ1jphKmJQxmTKfMyJlZMosxu2KoYQ5nbsu8nvmCBQO7TOwq2W1m'
+    '95VhUB+VWkH1CdfnsFbjWiM1TGo9qw1am3ltlbXNalTVTlO7vPba2u/rQNSXob5O9U3W97nGa/0AXFH4CfEz5mrI'
+    'tZhDwvWEGxk3KbdybpccMe5U3G24x7nf8qDnF8GvA79N/C45nvlj5e+gOyndGXUq7rSwg3Gnk85IOjPrLNrZeYfK'
+    'zmGdW3Ve0/m8C9ru0ndX0d2G7j51WHaPuXtfuw8gzopQkdCwgKHQY2EQYSbCyoRNBcqFUwqXCa8SfiMCLi6tuPbi'
+    'JsR9EHgSDyneZ/Gxik8wqsqooRHiUQ9HIx5NMlrJaGcjoqOTj245emz0qzFoxgsfr+1468e7GPEwPqbxXY4f8/i5'
+    'jl9Aaop8/puOpRFKM5YWkXYiUSYdKt1ceqX0mQwqeWnklctbK++9xEI+Bvk+yQ8pP2f5tcpfYIHKoqPFwIsZLla8'
+    '2GRByeJki0sXL1/8cgnYcqmWa7Pc+HJvF9wvD7G8D8vHtHzK5Wtefq3LX/8B4b2JNA==')
+
+
+def test_tiff_whose_tags_pillow_cannot_size(tmp_path):
+    path = tmp_path / 'odd.tif'
+    path.write_bytes(zlib.decompress(base64.b64decode(TIFF_WITHOUT_DIMENSIONS)))
+    refused(str(path), 'odd.tif', 'damaged')
 
 
 def test_unreadable_file(tmp_path, monkeypatch):
