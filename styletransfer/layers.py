@@ -33,6 +33,14 @@ CONV_SHAPES = {index: shape for _, index, shape in TABLE if shape}
 DOWNSAMPLING = {index: 2 ** sum(1 for n, i, _ in TABLE if n.startswith('pool') and i <= index)
                 for _, index, _ in TABLE}
 
+
+def feature_size(index, width, height):
+    """(width, height) of layer `index`'s output for a WIDTHxHEIGHT image: each 2x2 pooling
+    floors odd sides, so that is the image's size divided down."""
+    factor = DOWNSAMPLING[index]
+    return width // factor, height // factor
+
+
 BOOK_CONTENT_LAYERS = (25,)
 BOOK_STYLE_LAYERS = (0, 5, 10, 19, 28)
 

@@ -8,7 +8,7 @@ graph MXNet plans their memory with the network's and frees what it can as it go
 """
 from mxnet import gluon
 
-from .layers import DOWNSAMPLING
+from .layers import feature_size
 from .losses import Region, compute_losses
 
 
@@ -30,6 +30,8 @@ class Objective(gluon.HybridBlock):
         # Arrays are passed to the graph as inputs, in this order; the areas of masks are
         # numbers and stay in the graph as constants.
         self.constants = list(content_targets)
+        grams = style_targets[0].grams if self.regions else style_targets
+        self.channels = [gram.shape[0] for gram in grams]
         if self.regions:
             self.areas = [[area for _, area in region.masks] for region in style_targets]
             for region in style_targets:
@@ -41,16 +43,9 @@ class Objective(gluon.HybridBlock):
     def forward(self, x):
         if self.shapes is None:
             height, width = x.shape[2:]
-            self.shapes = []
-            for layer, channels in zip(self.extractor.style_layers, self._style_channels()):
-                # 2x2 poolings floor odd sides, so a layer's size is the image's divided down.
-                factor = DOWNSAMPLING[layer]
-                self.shapes.append((channels, (height // factor) * (width // factor)))
+            sizes = [feature_size(layer, width, height) for layer in self.extractor.style_layers]
+            self.shapes = [(channels, w * h) for channels, (w, h) in zip(self.channels, sizes)]
         return super().forward(x, *self.constants)
-
-    def _style_channels(self):
-        grams = self.constants[len(self.extractor.content_layers):]
-        return [gram.shape[0] for gram in grams[:len(self.extractor.style_layers)]]
 
     def hybrid_forward(self, F, x, *constants):
         n_content, n_style = len(self.extractor.content_layers), len(self.extractor.style_layers)

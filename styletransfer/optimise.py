@@ -11,7 +11,7 @@ from mxnet import autograd, gluon, nd
 
 from .checkpoint import restore_trainer
 from .lbfgs import LBFGS
-from .layers import DOWNSAMPLING
+from .layers import feature_size
 from .losses import Region, gram
 from .objective import Objective
 from .progress import Progress, StageEnd
@@ -66,9 +66,7 @@ def region_targets(extractor, normalizer, content_img, regions, width, height,
         grams = _mixed_grams(extractor, normalizer, styles, width, height, style_scale)
         masks = []
         for layer in extractor.style_layers:
-            # 2x2 poolings floor odd sides, so a layer's size is the image's divided down.
-            factor = DOWNSAMPLING[layer]
-            small = normalizer.resize_mask(mask, width // factor, height // factor)
+            small = normalizer.resize_mask(mask, *feature_size(layer, width, height))
             masks.append((small, max(float(small.sum().asscalar()), 1e-6)))
         out.append(Region(grams, masks))
     return content_x, contents, out

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from .. import pictures
+from ..images import load_image
 from . import train
 from .common import parse_args
 
@@ -123,8 +124,7 @@ def _framed(picture, width=2, grey=128):
 
 
 def _read(path):
-    with Image.open(path) as img:
-        return np.asarray(img.convert('RGB'))
+    return load_image(path)[0]
 
 
 if __name__ == '__main__':
