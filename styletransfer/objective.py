@@ -30,6 +30,7 @@ class Objective(gluon.HybridBlock):
         # Arrays are passed to the graph as inputs, in this order; the areas of masks are
         # numbers and stay in the graph as constants.
         self.constants = list(content_targets)
+        self.content_sizes = [target.size for target in content_targets]
         grams = style_targets[0].grams if self.regions else style_targets
         self.channels = [gram.shape[0] for gram in grams]
         if self.regions:
@@ -59,5 +60,6 @@ class Objective(gluon.HybridBlock):
         else:
             style_targets = list(rest)
         losses = compute_losses(x, contents, styles, content_targets, style_targets,
-                                *self.weights, shapes=self.shapes, F=F)
+                                *self.weights, shapes=self.shapes,
+                                content_sizes=self.content_sizes, F=F)
         return tuple(losses)

@@ -1,9 +1,10 @@
 """The book's losses on tiny NDArrays, against values worked by hand or with numpy."""
 import numpy as np
 import pytest
-from mxnet import nd
+from mxnet import autograd, nd
 
-from styletransfer.losses import compute_losses, content_loss, gram, style_loss, tv_loss
+from styletransfer.losses import (compute_losses, content_loss, gram, masked_gram, mean_square,
+                                  style_loss, tv_loss)
 
 
 def scalar(x):
@@ -74,6 +75,61 @@ def test_style_loss_matches_numpy():
     got = scalar(style_loss(nd.array(a), gram(nd.array(b))))
     assert got == pytest.approx(expected, rel=1e-4)
     assert scalar(style_loss(nd.array(a), gram(nd.array(a)))) == 0.0
+
+
+# ----------------------------------------------------------------------------------- gradients
+# The products behind these losses compute their gradient on one side and double it; these
+# check the gradients against the formulas worked by hand, in float64.
+
+def gradient(loss, x):
+    x = nd.array(x)
+    x.attach_grad()
+    with autograd.record():
+        value = loss(x)
+    value.backward()
+    return x.grad.asnumpy()
+
+
+def test_content_and_mean_square_gradients():
+    rng = np.random.RandomState(6)
+    a, b = rng.randn(1, 3, 4, 5), rng.randn(1, 3, 4, 5)
+    # d/da mean((a - b)^2) = 2 (a - b) / N
+    want = 2 * (a - b) / a.size
+    np.testing.assert_allclose(gradient(lambda x: content_loss(x, nd.array(b)), a), want,
+                               rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(gradient(lambda x: mean_square(x), a), 2 * a / a.size,
+                               rtol=1e-4, atol=1e-7)
+    assert scalar(mean_square(nd.array(a))) == pytest.approx((a ** 2).mean(), rel=1e-5)
+
+
+def test_style_loss_gradient():
+    rng = np.random.RandomState(7)
+    c, h, w = 4, 3, 5
+    a, b = rng.randn(1, c, h, w), rng.randn(1, c, h, w)
+    # L = mean((G - T)^2), G = Y Y^T / (c n): dL/dY = 4 (G - T) Y / (c^3 n)
+    y, n = a.reshape(c, -1), h * w
+    want = (4 * (np_gram(a) - np_gram(b)) @ y / (c ** 3 * n)).reshape(a.shape)
+    got = gradient(lambda x: style_loss(x, gram(nd.array(b))), a)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-7)
+
+
+def test_masked_style_loss_gradient():
+    rng = np.random.RandomState(8)
+    c, h, w = 3, 4, 4
+    a, b = rng.randn(1, c, h, w), rng.randn(c, c)
+    target = b @ b.T
+    mask = np.zeros((1, 1, h, w))
+    mask[..., :2, :] = 1
+    area = mask.sum()
+    # Ym = Y * M, G = Ym Ym^T / (c area): dL/dY = M * 4 (G - T) Ym / (c^3 area)
+    ym = (a * mask).reshape(c, -1)
+    g = ym @ ym.T / (c * area)
+    want = (4 * (g - target) @ ym / (c ** 3 * area)).reshape(a.shape) * mask
+
+    def loss(x):
+        return mean_square(masked_gram(x, nd.array(mask), area) - nd.array(target))
+    np.testing.assert_allclose(gradient(loss, a), want, rtol=1e-4, atol=1e-7)
+    assert np.abs(want).max() > 0
 
 
 # ------------------------------------------------------------------------------------- TV loss
