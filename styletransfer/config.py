@@ -1,4 +1,5 @@
 """A run's configuration: one frozen dataclass, the book's values as defaults."""
+import os
 from dataclasses import asdict, dataclass, field, replace
 
 from . import layers
@@ -22,10 +23,15 @@ class Stage:
 BOOK_STAGES = (Stage(225, 150, 500, 200), Stage(450, 300, 300, 100))
 
 OPTIMIZERS = ('adam', 'lbfgs')
+# Values of `init` and `weights` that are not file paths.
+INIT_KINDS = ('content', 'noise')
+WEIGHT_KINDS = ('zoo', 'random')
 PRESERVE_COLORS = ('none', 'luminance', 'histogram')
 POOLINGS = ('max', 'avg')
 DTYPES = ('float32', 'bfloat16')
 FLOAT32_MAX = 3.4028234663852886e38
+# The smallest normal float32: MXNet's optimisers refuse a learning rate below it.
+FLOAT32_TINY = 1.1754943508222875e-38
 
 # Sanity bounds on user values; beyond them a run is a typo, not a wish.
 MAX_SIDE = 16384
@@ -79,6 +85,24 @@ class Config:
     def replace(self, **changes):
         return replace(self, **changes)
 
+    def input_files(self):
+        """Every picture the run reads: content, styles, initial image, region masks and their
+        styles (not the network's weights)."""
+        files = [self.content] + [path for path, _ in self.styles]
+        if self.init not in INIT_KINDS:
+            files.append(self.init)
+        return files + [path for region in self.regions for path in region if path != 'none']
+
+    def with_absolute_paths(self):
+        """The same run with every file path absolute, to be resumed from any folder."""
+        def absolute(path, keywords=()):
+            return path if not path or path in keywords else os.path.abspath(path)
+        return self.replace(
+            content=absolute(self.content), style=absolute(self.style),
+            style_blend=tuple((absolute(p), w) for p, w in self.style_blend),
+            init=absolute(self.init, INIT_KINDS), weights=absolute(self.weights, WEIGHT_KINDS),
+            regions=tuple((absolute(m), absolute(s, ('none',))) for m, s in self.regions))
+
     def to_dict(self):
         return asdict(self)
 
@@ -104,9 +128,9 @@ class Config:
                                          % (k, MAX_ITERATIONS, s.iterations))
             if s.decay_every < 1:
                 raise StyleTransferError('stage %d: decay interval must be at least 1' % k)
-            if not 0 < s.lr <= 1e3:
-                raise StyleTransferError('stage %d: learning rate must be in (0, 1000], not %g'
-                                         % (k, s.lr))
+            if not FLOAT32_TINY <= s.lr <= 1e3:
+                raise StyleTransferError('stage %d: learning rate must be in [%.2g, 1000], not %g'
+                                         % (k, FLOAT32_TINY, s.lr))
         for name in ('content_weight', 'style_weight', 'tv_weight'):
             value = getattr(self, name)
             # The losses are float32: a larger weight turns them into inf at the first step.
@@ -115,6 +139,13 @@ class Config:
                                          % (name.replace('_', '-'), FLOAT32_MAX, value))
         if not 0 < self.lr_decay <= 1:
             raise StyleTransferError('lr decay must be in (0, 1], not %g' % self.lr_decay)
+        for k, s in enumerate(self.stages, 1):
+            decays = (s.iterations - 1) // s.decay_every
+            if self.optimizer == 'adam' and s.lr * self.lr_decay ** decays < FLOAT32_TINY:
+                raise StyleTransferError(
+                    'stage %d: the learning rate would decay %d times, from %g to below '
+                    'float32\'s smallest (%.2g); use a longer decay interval or fewer iterations'
+                    % (k, decays, s.lr, FLOAT32_TINY))
         if self.optimizer not in OPTIMIZERS:
             raise StyleTransferError('--optimizer must be one of %s, not %r'
                                      % (', '.join(OPTIMIZERS), self.optimizer))
@@ -125,9 +156,11 @@ class Config:
         if self.lbfgs_history < 1:
             raise StyleTransferError('L-BFGS history must be at least 1')
         if self.style_blend:
-            if any(not w >= 0 for _, w in self.style_blend) or not sum(
-                    w for _, w in self.style_blend) > 0:
-                raise StyleTransferError('--style-blend weights must be >= 0 and not all 0')
+            weights = [w for _, w in self.style_blend]
+            if (any(not 0 <= w <= FLOAT32_MAX for w in weights)
+                    or not 0 < sum(weights) <= FLOAT32_MAX):
+                raise StyleTransferError('--style-blend weights must be finite numbers >= 0, '
+                                         'not all 0, with a finite sum')
         if not 0.05 <= self.style_scale <= 20:
             raise StyleTransferError('--style-scale must be in [0.05, 20], not %g'
                                      % self.style_scale)

@@ -17,7 +17,6 @@ Two layouts are read, the two `torch.save` has written:
 Tensors come out as numpy arrays, rebuilt from (storage, offset, size, stride) as torch does.
 """
 import collections
-import hashlib
 import os
 import pickle
 import re
@@ -28,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import StyleTransferError
-from .files import atomic_path
+from .files import atomic_path, check_input_file, sha256_of
 from .layers import CONV_SHAPES
 
 TORCHVISION_FILE = 'vgg19-dcbb9e9d.pth'
@@ -361,14 +360,6 @@ def write_params(params, path):
                                                            if str(e) else e)) from None
 
 
-def sha256_of(path):
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def describe_input(path, sha256):
     """One line: the input's hash prefix, and whether it is torchvision's VGG-19 file."""
     name = os.path.basename(path)
@@ -387,8 +378,9 @@ def describe_input(path, sha256):
 def check_paths(in_path, out_path, overwrite=False):
     """Refuse, before any reading, what would fail or destroy something at the end."""
     in_path, out_path = os.fspath(in_path), os.fspath(out_path)
-    if not os.path.isfile(in_path):
-        raise StyleTransferError('%s: no such file' % in_path)
+    check_input_file(in_path, 'a .pth file')
+    if not out_path.strip():
+        raise StyleTransferError('the output path is empty')
     if os.path.isdir(out_path):
         raise StyleTransferError('%s: output path is a directory' % out_path)
     folder = os.path.dirname(os.path.abspath(out_path))

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin
 
 from .errors import StyleTransferError
-from .files import atomic_path
+from .files import atomic_path, check_input_file
 
 RGB_MEAN = (0.485, 0.456, 0.406)
 RGB_STD = (0.229, 0.224, 0.225)
@@ -24,10 +24,7 @@ def load_image(path):
     Every failure is a StyleTransferError naming the file.
     """
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise StyleTransferError('%s: no such file' % path)
-    if os.path.isdir(path):
-        raise StyleTransferError('%s: is a directory, not an image' % path)
+    check_input_file(path, 'an image')
     if os.path.getsize(path) == 0:
         raise StyleTransferError('%s: file is empty' % path)
     notes = []

@@ -9,7 +9,10 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
+import numpy as np
+
 from .errors import StyleTransferError
+from .files import check_input_file
 from .layers import CONV_SHAPES
 
 ZOO_NAME = 'vgg19'
@@ -108,9 +111,10 @@ def _from_zoo(deepest):
 def _from_file(path, deepest):
     import mxnet as mx
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise StyleTransferError('%s: weights file not found (use --weights zoo, random or a '
                                  'path to a .params file)' % path)
+    check_input_file(path, 'a .params file')
     try:
         loaded = mx.nd.load(path)
     except Exception as e:
@@ -130,7 +134,11 @@ def _from_file(path, deepest):
             if params[key].shape != shape:
                 raise StyleTransferError('%s: parameter features.%s has shape %s, VGG-19 needs %s'
                                          % (path, key, params[key].shape, shape))
-            pair.append(params[key].as_in_context(mx.cpu()))
+            value = params[key].as_in_context(mx.cpu())
+            if not np.isfinite(value.asnumpy()).all():
+                raise StyleTransferError('%s: parameter features.%s holds NaN or infinite values'
+                                         % (path, key))
+            pair.append(value)
         convs[i] = tuple(pair)
     return Weights(convs, 'file %s' % os.path.abspath(path), pretrained=True)
 

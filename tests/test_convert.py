@@ -492,6 +492,7 @@ def test_existing_output_is_kept_without_overwrite(conv_pth, tmp_path, capsys):
 
 
 def test_bad_paths_are_refused_before_reading(tmp_path, capsys):
+    before = os.listdir(tmp_path.parent)
     code, _, err = run(capsys, tmp_path / 'none.pth', tmp_path / 'out.params')
     assert code == 2
     assert_one_line_error(err, 'none.pth: no such file')
@@ -502,6 +503,11 @@ def test_bad_paths_are_refused_before_reading(tmp_path, capsys):
     code, _, err = run(capsys, pth, pth, '--overwrite')
     assert_one_line_error(err, 'in.pth: output would overwrite the input')
     assert pth.read_bytes() == b'x'
+    code, _, err = run(capsys, tmp_path, tmp_path / 'out.params')
+    assert_one_line_error(err, 'is a directory, not a .pth file')
+    code, _, err = run(capsys, pth, '')
+    assert_one_line_error(err, 'the output path is empty')
+    assert sorted(os.listdir(tmp_path.parent)) == sorted(before)
 
 
 def test_describe_input_says_whether_it_is_torchvisions_file():

@@ -34,3 +34,12 @@ def test_sheets_show_each_control_beside_the_run_without_it(tmp_path, capsys):
 def test_unknown_example_is_refused(capsys):
     assert gallery.main(['--only', 'sepia']) == 2
     assert 'sepia' in capsys.readouterr().err
+
+
+def test_an_out_that_is_a_file_is_refused(tmp_path, capsys):
+    taken = tmp_path / 'taken.png'
+    taken.write_bytes(b'a picture')
+    assert gallery.main(['--out', str(taken)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith('exists and is not a folder') and len(err.splitlines()) == 1
+    assert taken.read_bytes() == b'a picture'

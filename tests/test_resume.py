@@ -61,6 +61,7 @@ def test_stop_with_signal_then_resume_matches_uninterrupted(tmp_path, inputs, si
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, err
     assert '--resume part.ckpt' in err and 'Traceback' not in err
+    assert 'best image so far: part-interrupted.png' in out
     assert (tmp_path / 'part.ckpt').exists()
     assert pixels(tmp_path / 'part-interrupted.png').shape == (32, 48, 3)
     assert not (tmp_path / 'part.png').exists()
@@ -144,3 +145,92 @@ def test_atomic_write_interrupted_half_way_keeps_old_file(tmp_path):
     os.umask(umask)
     files.write_text(str(tmp_path / 'fresh.txt'), 'x')
     assert os.stat(tmp_path / 'fresh.txt').st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_atomic_write_through_a_link_keeps_the_link(tmp_path):
+    target = tmp_path / 'real.log'
+    target.write_text('old\n')
+    link = tmp_path / 'link.log'
+    link.symlink_to(target)
+    files.write_text(str(link), 'new\n')
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert target.read_text() == 'new\n'
+    assert sorted(os.listdir(tmp_path)) == ['link.log', 'real.log']
+
+
+def test_atomic_write_to_a_pipe_writes_into_it(tmp_path):
+    # A device or pipe (/dev/null, /dev/stdout) must never be renamed over with a file.
+    import stat
+    import threading
+    pipe = tmp_path / 'pipe'
+    os.mkfifo(pipe)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(open(pipe).read()), daemon=True)
+    reader.start()
+    files.write_text(str(pipe), 'through the pipe\n')
+    reader.join(timeout=10)
+    assert stat.S_ISFIFO(os.stat(pipe).st_mode)
+    assert received == ['through the pipe\n']
+    assert os.listdir(tmp_path) == ['pipe']
+
+
+def test_an_unexpected_error_mid_run_keeps_the_best_image(tmp_path, inputs, monkeypatch):
+    real = train.TrainingRun._iteration
+
+    def failing(self, event, stop):
+        if event.stage == 1 and event.iteration == 30:
+            raise RuntimeError('something inside MXNet broke')
+        return real(self, event, stop)
+    monkeypatch.setattr(train.TrainingRun, '_iteration', failing)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RuntimeError):
+        train.main([*inputs, *SCHEDULE, '-o', 'out.png'])
+    kept = pixels(tmp_path / 'out-interrupted.png')
+    assert kept.shape == (32, 48, 3) and kept.std() > 1
+    assert not (tmp_path / 'out.png').exists()
+
+
+@pytest.fixture
+def midway(tmp_path, inputs, monkeypatch):
+    """A run in folder `a` with relative paths, and a copy of its checkpoint after 10 of its
+    20 iterations; the finished run's outputs are removed again."""
+    run = tmp_path / 'a'
+    run.mkdir()
+    for path in inputs:
+        shutil.copy(path, run)
+    real_save = checkpoint.save
+
+    def keep_first(path, state):
+        real_save(path, state)
+        if not (tmp_path / 'mid.ckpt').exists():
+            shutil.copy(path, tmp_path / 'mid.ckpt')
+    monkeypatch.setattr(checkpoint, 'save', keep_first)
+    monkeypatch.chdir(run)
+    assert train.main(['content.png', 'style.png', '--weights', 'random', '--ctx', 'cpu:1',
+                       '--stage', '48x32:20:10', '-o', 'out.png', '--checkpoint-every', '10']) == 0
+    monkeypatch.setattr(checkpoint, 'save', real_save)
+    for name in os.listdir(run):
+        if name.startswith('out'):
+            os.remove(run / name)
+    return run, tmp_path / 'mid.ckpt'
+
+
+def test_resume_from_another_folder_writes_where_the_run_was(tmp_path, midway, monkeypatch):
+    run, mid = midway
+    elsewhere = tmp_path / 'b'
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert train.main(['--resume', str(mid), '--ctx', 'cpu:1']) == 0
+    assert pixels(run / 'out.png').shape == (32, 48, 3)
+    assert os.listdir(elsewhere) == []
+
+
+def test_resume_refuses_a_picture_changed_since_the_checkpoint(tmp_path, midway, monkeypatch,
+                                                               capsys):
+    run, mid = midway
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(run / 'content.png')
+    capsys.readouterr()
+    assert train.main(['--resume', str(mid), '--ctx', 'cpu:1']) == 2
+    err = capsys.readouterr().err.strip()
+    assert 'content.png: changed since' in err and len(err.splitlines()) == 1
+    assert not (run / 'out.png').exists()

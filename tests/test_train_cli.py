@@ -458,3 +458,66 @@ def test_pipeline_hands_on_arrays_on_the_runs_context():
     np.testing.assert_allclose(
         stage1_result, np.clip(last_image[0].transpose(1, 2, 0) * np.array(RGB_STD)
                                + np.array(RGB_MEAN), 0, 1), atol=1e-5)
+
+
+# ------------------------------------------------- numbers that fail only later, refused now
+
+def test_learning_rate_decaying_below_float32_refused(tmp_path, images, capsys):
+    # 0.01 decayed 39 times is 1e-41: MXNet's Adam would stop with an error 390 steps in.
+    message = refused(capsys, list(images) + ['--weights', 'random', '--ctx', 'cpu:1',
+                                              '--stage', '64x48:400:10',
+                                              '-o', str(tmp_path / 'o.png')])
+    assert 'stage 1' in message and 'decay 39 times' in message
+    message = refused(capsys, list(images) + ['--weights', 'random', '--ctx', 'cpu:1',
+                                              '--stage', '64x48:5:5:1e-300',
+                                              '-o', str(tmp_path / 'o.png')])
+    assert 'stage 1' in message and '1e-300' in message
+
+
+@pytest.mark.parametrize('weights', ['inf,1', '1e308,1e308', 'nan,1'])
+def test_style_blend_weights_that_are_not_finite_refused(tmp_path, images, capsys, weights):
+    first, second = weights.split(',')
+    blend = '%s:%s,%s:%s' % (images[1], first, images[1], second)
+    message = refused(capsys, [images[0], '--style-blend', blend] + QUICK
+                      + ['-o', str(tmp_path / 'o.png')])
+    assert '--style-blend' in message and 'finite' in message
+
+
+def test_threads_from_the_environment(monkeypatch):
+    from types import SimpleNamespace
+    from styletransfer.errors import StyleTransferError
+    no_flag = SimpleNamespace(threads=None)
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.setenv('OMP_NUM_THREADS', '')
+    assert cli_train._set_threads(no_flag) == cores
+    monkeypatch.setenv('OMP_NUM_THREADS', '3,1')     # OpenMP's nested form: the first counts
+    assert cli_train._set_threads(no_flag) == 3
+    for bad in ('abc', '0', '-2'):
+        monkeypatch.setenv('OMP_NUM_THREADS', bad)
+        with pytest.raises(StyleTransferError, match='OMP_NUM_THREADS'):
+            cli_train._set_threads(no_flag)
+    with pytest.raises(StyleTransferError, match='--threads'):
+        cli_train._set_threads(SimpleNamespace(threads=100000))
+    assert cli_train._set_threads(SimpleNamespace(threads=2)) == 2
+
+
+def test_ctrl_c_while_loading_is_one_line(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli_train, '_train', interrupted)
+    assert cli_train.main(['--weights', 'random']) == 130
+    captured = capsys.readouterr()
+    assert captured.err.strip() == 'train.py: interrupted' and 'Traceback' not in captured.err
+
+
+def test_existing_file_behind_a_link_refused_and_a_device_accepted(tmp_path, images, capsys):
+    target = tmp_path / 'kept.log'
+    target.write_text('a log worth keeping\n')
+    (tmp_path / 'link.log').symlink_to(target)
+    message = refused(capsys, list(images) + QUICK + ['-o', str(tmp_path / 'o.png'),
+                                                      '--log-file', str(tmp_path / 'link.log')])
+    assert 'exists' in message and target.read_text() == 'a log worth keeping\n'
+    assert main(list(images) + QUICK + ['-o', str(tmp_path / 'o.png'),
+                                        '--log-file', os.devnull]) == 0
+    import stat
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)

@@ -172,6 +172,19 @@ def test_one_mismatched_shape_is_named(vgg_files, tmp_path):
     assert sorted(weights.load(path, 7).convs) == [0, 2, 5, 7]
 
 
+def test_non_finite_weights_and_directories_are_refused(vgg_files, tmp_path):
+    d = conv_dict(vgg_files)
+    poisoned = d['features.5.weight'].asnumpy()
+    poisoned[3, 2, 1, 1] = np.nan
+    d['features.5.weight'] = mx.nd.array(poisoned)
+    path = str(tmp_path / 'nan.params')
+    mx.nd.save(path, d)
+    with pytest.raises(StyleTransferError, match='features.5.weight holds NaN'):
+        weights.load(path, 28)
+    with pytest.raises(StyleTransferError, match='is a directory, not a .params file'):
+        weights.load(str(tmp_path), 28)
+
+
 def test_the_first_of_two_mismatches_is_named(vgg_files, tmp_path):
     d = conv_dict(vgg_files)
     d['features.19.bias'] = mx.nd.zeros((500,))

@@ -69,6 +69,10 @@ def main(argv=None):
     args, code = parse_args(build_parser(), argv)
     if args is None:
         return code
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        print('gallery.py: error: --out %s: exists and is not a folder' % args.out,
+              file=sys.stderr)
+        return 2
     runs = os.path.join(args.out, 'runs')
     os.makedirs(runs, exist_ok=True)
     _top_mask(os.path.join(IMAGES, CONTENT), os.path.join(runs, TOP_MASK))

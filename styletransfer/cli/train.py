@@ -8,6 +8,7 @@ import argparse
 import json
 import math
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -16,11 +17,11 @@ import numpy as np
 from PIL import Image
 
 from styletransfer import booklog, layers
-from styletransfer.config import (BOOK_STAGES, DTYPES, OPTIMIZERS, POOLINGS, PRESERVE_COLORS,
-                                  Config, parse_floats, parse_region, parse_stage,
-                                  parse_style_blend)
+from styletransfer.config import (BOOK_STAGES, DTYPES, INIT_KINDS, OPTIMIZERS, POOLINGS,
+                                  PRESERVE_COLORS, Config, parse_floats, parse_region,
+                                  parse_stage, parse_style_blend)
 from styletransfer.errors import StyleTransferError
-from styletransfer.files import write_text
+from styletransfer.files import is_regular_or_missing, sha256_of, write_text
 
 PROG = 'train.py'
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -145,6 +146,12 @@ def main(argv=None):
             raise
         print('%s: error: %s' % (PROG, e), file=sys.stderr)
         return EXIT_ERROR
+    except KeyboardInterrupt:
+        # Ctrl-C while loading, before the run's own handler is in place: nothing to keep.
+        if args.debug:
+            raise
+        print('\n%s: interrupted' % PROG, file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def parse_args(argv):
@@ -160,15 +167,28 @@ def parse_args(argv):
     return args
 
 
+# More threads than this per core only make them wait for each other (and thousands make
+# OpenMP abort).
+MAX_THREADS_PER_CORE = 4
+
+
 def _set_threads(args):
     # MXNet's OpenMP pool reads this once, when mxnet is first imported.
+    cores = len(os.sched_getaffinity(0))
     if args.threads is not None:
-        if args.threads < 1:
-            raise StyleTransferError('--threads must be at least 1')
+        if not 1 <= args.threads <= MAX_THREADS_PER_CORE * cores:
+            raise StyleTransferError('--threads must be 1..%d (%d per core available), not %d'
+                                     % (MAX_THREADS_PER_CORE * cores, MAX_THREADS_PER_CORE,
+                                        args.threads))
         os.environ['OMP_NUM_THREADS'] = str(args.threads)
-    elif 'OMP_NUM_THREADS' not in os.environ:
-        os.environ['OMP_NUM_THREADS'] = str(len(os.sched_getaffinity(0)))
-    return int(os.environ['OMP_NUM_THREADS'])
+    elif not os.environ.get('OMP_NUM_THREADS', '').strip():
+        os.environ['OMP_NUM_THREADS'] = str(cores)
+    # OpenMP allows a list for nested levels ("4,2"); the first entry is the one MXNet uses.
+    first = os.environ['OMP_NUM_THREADS'].split(',')[0].strip()
+    if not first.isdigit() or int(first) < 1:
+        raise StyleTransferError('OMP_NUM_THREADS=%r is not a number of threads; unset it or '
+                                 'pass --threads N' % os.environ['OMP_NUM_THREADS'])
+    return int(first)
 
 
 def _config(args):
@@ -222,10 +242,7 @@ class Outputs:
         self.diverged = base + '-diverged' + ext
         self.checkpoint = checkpoint or base + '.ckpt'
         self.log_file, self.trace = log_file, trace
-        inputs = [config.content] + [p for p, _ in config.styles] + (
-            [config.init] if config.init not in ('content', 'noise') else []) + [
-            p for region in config.regions for p in region if p != 'none']
-        self._check(overwrite, inputs, {os.path.realpath(p) for p in own})
+        self._check(overwrite, config.input_files(), {os.path.realpath(p) for p in own})
         self._check_space(config)
 
     def all(self):
@@ -242,14 +259,20 @@ class Outputs:
             if real in seen:
                 raise StyleTransferError('%s: two outputs share this path' % path)
             seen.add(real)
-            folder = os.path.dirname(os.path.abspath(path))
+            if os.path.isdir(path):
+                raise StyleTransferError('%s: output path is a directory' % path)
+            if not is_regular_or_missing(real):
+                # A device or pipe (/dev/null): written in place, nothing in it to lose.
+                if not os.access(real, os.W_OK):
+                    raise StyleTransferError('%s: not writable' % path)
+                continue
+            # A link's target is what gets replaced, in the target's folder.
+            folder = os.path.dirname(real)
             if not os.path.isdir(folder):
                 raise StyleTransferError('%s: output folder does not exist' % folder)
             if not os.access(folder, os.W_OK | os.X_OK):
                 raise StyleTransferError('%s: output folder is not writable' % folder)
-            if os.path.isdir(path):
-                raise StyleTransferError('%s: output path is a directory' % path)
-            if os.path.exists(path) and not overwrite and real not in own:
+            if os.path.exists(real) and not overwrite and real not in own:
                 raise StyleTransferError('%s: exists; pass --overwrite to replace it' % path)
 
     def _check_space(self, config):
@@ -434,8 +457,12 @@ class TrainingRun:
             self.ctx, self.ctx_remark = resolve_ctx(args.ctx)
             self.resume = ckpt_io.load(args.resume, self.ctx)
             self.config = config = self.resume.config.validate()
+            _check_inputs_unchanged(args.resume, self.resume.extra.get('inputs', {}))
         else:
             self.config = config = _config(args)
+        # What the pictures were when the run started: a resumed run must find the same.
+        self.input_digests = {os.path.abspath(path): _digest(path)
+                              for path in config.input_files()}
         self.content_img, self.notes = _load_input(config.content, config)
         self.styles = []
         for path, weight in config.styles:
@@ -443,7 +470,7 @@ class TrainingRun:
             self.styles.append((picture, weight))
             self.notes += more
         self.init_img = None
-        if config.init not in ('content', 'noise'):
+        if config.init not in INIT_KINDS:
             self.init_img, more = _load_input(config.init, config)
             self.notes += more
         self.net_content, self.net_styles = _color_inputs(config, self.content_img, self.styles)
@@ -521,15 +548,23 @@ class TrainingRun:
                     if code is not None:
                         return code
             except KeyboardInterrupt:
-                self.reporter.clear_bar()
-                if last is not None and last.best is not None:
-                    self._keep_best(last, self.outputs.interrupted)
-                    self.reporter.line('# stopped at once in stage %d; best image so far: %s'
-                                       % (last.stage, self.outputs.interrupted))
+                self._keep_best_after_stop(last, 'stopped at once')
                 print('%s: interrupted' % PROG, file=sys.stderr)
                 return EXIT_INTERRUPTED
+            except Exception:
+                # A bug or a failure of MXNet's: keep what the run has made, then let the
+                # traceback show what went wrong.
+                self._keep_best_after_stop(last, 'stopped by the error below')
+                raise
         self._finish()
         return 0
+
+    def _keep_best_after_stop(self, last, how):
+        self.reporter.clear_bar()
+        if last is not None and last.best is not None:
+            self._keep_best(last, self.outputs.interrupted)
+            self.reporter.line('# %s in stage %d; best image so far: %s'
+                               % (how, last.stage, self.outputs.interrupted))
 
     def _stage_end(self, event, stop):
         from styletransfer.colors import restore_colors
@@ -566,7 +601,8 @@ class TrainingRun:
             self._checkpoint(event.stage, event.iteration + 1, event.image, event.best,
                              _best_total(reporter.history, event.stage), event.trainer)
             if stop.requested:
-                return _stopped(reporter, self.outputs, event.stage, event.iteration + 1)
+                return _stopped(reporter, self.outputs, event.stage, event.iteration + 1,
+                                self.outputs.interrupted)
         return None
 
     def _diverged(self, event):
@@ -588,12 +624,16 @@ class TrainingRun:
     def _checkpoint(self, stage, next_iteration, image, best, best_total, trainer):
         from styletransfer import checkpoint as ckpt_io
         outputs = self.outputs
+
+        def absolute(path):   # so that the run can be resumed from another folder
+            return os.path.abspath(path) if path else path
         state = ckpt_io.Checkpoint(
-            self.config, stage, next_iteration, image, best if best is not None else image,
-            best_total, ckpt_io.trainer_states(trainer) if trainer is not None else b'',
-            self.results, dict(self.reporter.state(), output=outputs.final,
-                               log_file=outputs.log_file, trace_file=outputs.trace,
-                               written=self.written))
+            self.config.with_absolute_paths(), stage, next_iteration, image,
+            best if best is not None else image, best_total,
+            ckpt_io.trainer_states(trainer) if trainer is not None else b'', self.results,
+            dict(self.reporter.state(), output=absolute(outputs.final),
+                 log_file=absolute(outputs.log_file), trace_file=absolute(outputs.trace),
+                 written=[absolute(p) for p in self.written], inputs=self.input_digests))
         ckpt_io.save(outputs.checkpoint, state)
 
     def _keep_best(self, progress, path):
@@ -625,12 +665,41 @@ def _best_total(history, stage):
     return min(totals) if totals else float('inf')
 
 
-def _stopped(reporter, outputs, stage, next_iteration):
-    reporter.line('# stopped before stage %d, iteration %d; checkpoint: %s'
-                  % (stage, next_iteration, outputs.checkpoint))
-    print('%s: stopped; continue with: python scripts/train.py --resume %s'
-          % (PROG, outputs.checkpoint), file=sys.stderr)
+def _stopped(reporter, outputs, stage, next_iteration, best=None):
+    reporter.line('# stopped before stage %d, iteration %d; checkpoint: %s%s'
+                  % (stage, next_iteration, outputs.checkpoint,
+                     '; best image so far: %s' % best if best else ''))
+    command = ' '.join(shlex.quote(a) for a in _this_command() + ['--resume',
+                                                                  outputs.checkpoint])
+    print('%s: stopped; continue with: %s' % (PROG, command), file=sys.stderr)
     return EXIT_INTERRUPTED
+
+
+def _digest(path):
+    try:
+        return sha256_of(path)
+    except OSError:
+        return None       # missing or unreadable: loading the picture says so, in one line
+
+
+def _check_inputs_unchanged(checkpoint, digests):
+    for path, digest in digests.items():
+        if not os.path.isfile(path):
+            raise StyleTransferError('%s: the checkpoint\'s run read this picture; it is gone '
+                                     '(resume needs the same pictures)' % path)
+        if _digest(path) != digest:
+            raise StyleTransferError('%s: changed since %s was written; resume needs the same '
+                                     'pictures' % (path, checkpoint))
+
+
+def _this_command():
+    """How this run was started, to be run again from the same folder: the same interpreter
+    and scripts/train.py, or `-m styletransfer.cli.train`."""
+    try:
+        as_module = os.path.samefile(sys.argv[0], __file__)
+    except OSError:
+        as_module = False
+    return [sys.executable] + (['-m', 'styletransfer.cli.train'] if as_module else [sys.argv[0]])
 
 
 def _color_inputs(config, content, styles):
