@@ -43,3 +43,8 @@ def test_an_out_that_is_a_file_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.endswith('exists and is not a folder') and len(err.splitlines()) == 1
     assert taken.read_bytes() == b'a picture'
+    # a bad stage is refused before any file is made
+    assert gallery.main(['--out', str(tmp_path / 'g'), '--stage', 'garbage']) == 2
+    err = capsys.readouterr().err.strip()
+    assert "'garbage'" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / 'g').exists()

@@ -16,13 +16,15 @@ import numpy as np
 from PIL import Image
 
 from .. import pictures
+from ..config import parse_stage
+from ..errors import StyleTransferError
 from ..images import load_image
 from . import train
 from .common import parse_args
 
 PROG = 'gallery.py'
-IMAGES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), 'images')
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+IMAGES = os.path.join(REPO, 'images')
 CONTENT, STYLE = 'tubingen.jpg', 'starry_night.jpg'
 SECOND_STYLE = 'the_scream.jpg'
 TOP_MASK = 'top-mask.png'     # made by this script: the upper 45% of the picture white
@@ -52,9 +54,9 @@ def build_parser():
         prog=PROG, description='Remake the README\'s pictures of the controls beyond the book: '
         'one train.py run per control, and a sheet per control of its inputs, the run without '
         'it and the run with it.')
-    p.add_argument('--out', default='docs/gallery', metavar='DIR',
-                   help='where the sheets go, replacing those there (default: %(default)s); '
-                        'the runs\' own files go to DIR/runs')
+    p.add_argument('--out', default=os.path.join(REPO, 'docs', 'gallery'), metavar='DIR',
+                   help='where the sheets go, replacing those there (default: the '
+                        'repository\'s docs/gallery); the runs\' own files go to DIR/runs')
     p.add_argument('--weights', default='random', metavar='zoo|random|PATH',
                    help='VGG-19 weights, as train.py takes them (default: %(default)s)')
     p.add_argument('--stage', default='300x225:100:1000', metavar='WxH:ITERS:DECAY',
@@ -69,8 +71,13 @@ def main(argv=None):
     args, code = parse_args(build_parser(), argv)
     if args is None:
         return code
+    try:
+        parse_stage(args.stage)
+    except StyleTransferError as e:
+        print('%s: error: %s' % (PROG, e), file=sys.stderr)
+        return 2
     if os.path.exists(args.out) and not os.path.isdir(args.out):
-        print('gallery.py: error: --out %s: exists and is not a folder' % args.out,
+        print('%s: error: --out %s: exists and is not a folder' % (PROG, args.out),
               file=sys.stderr)
         return 2
     runs = os.path.join(args.out, 'runs')
