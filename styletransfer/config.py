@@ -30,8 +30,11 @@ PRESERVE_COLORS = ('none', 'luminance', 'histogram')
 POOLINGS = ('max', 'avg')
 DTYPES = ('float32', 'bfloat16')
 FLOAT32_MAX = 3.4028234663852886e38
-# The smallest normal float32: MXNet's optimisers refuse a learning rate below it.
-FLOAT32_TINY = 1.1754943508222875e-38
+# The smallest learning rate a stage may reach. MXNet's adam_update refuses a rate below
+# float32's smallest normal number (1.2e-38), and Gluon hands it the rate times Adam's bias
+# correction, sqrt(1 - 0.999^t) / (1 - 0.9^t), which is never below 0.15: a rate of 1e-36
+# keeps a wide margin. Steps that small no longer change a float32 pixel anyway.
+MIN_LR = 1e-36
 
 # Sanity bounds on user values; beyond them a run is a typo, not a wish.
 MAX_SIDE = 16384
@@ -128,9 +131,9 @@ class Config:
                                          % (k, MAX_ITERATIONS, s.iterations))
             if s.decay_every < 1:
                 raise StyleTransferError('stage %d: decay interval must be at least 1' % k)
-            if not FLOAT32_TINY <= s.lr <= 1e3:
-                raise StyleTransferError('stage %d: learning rate must be in [%.2g, 1000], not %g'
-                                         % (k, FLOAT32_TINY, s.lr))
+            if not MIN_LR <= s.lr <= 1e3:
+                raise StyleTransferError('stage %d: learning rate must be in [%g, 1000], not %g'
+                                         % (k, MIN_LR, s.lr))
         for name in ('content_weight', 'style_weight', 'tv_weight'):
             value = getattr(self, name)
             # The losses are float32: a larger weight turns them into inf at the first step.
@@ -140,12 +143,13 @@ class Config:
         if not 0 < self.lr_decay <= 1:
             raise StyleTransferError('lr decay must be in (0, 1], not %g' % self.lr_decay)
         for k, s in enumerate(self.stages, 1):
-            decays = (s.iterations - 1) // s.decay_every
-            if self.optimizer == 'adam' and s.lr * self.lr_decay ** decays < FLOAT32_TINY:
+            # The rate decays after iterations d, 2d, ...: the last step runs after this many.
+            decays = max(s.iterations - 2, 0) // s.decay_every
+            if self.optimizer == 'adam' and s.lr * self.lr_decay ** decays < MIN_LR:
                 raise StyleTransferError(
-                    'stage %d: the learning rate would decay %d times, from %g to below '
-                    'float32\'s smallest (%.2g); use a longer decay interval or fewer iterations'
-                    % (k, decays, s.lr, FLOAT32_TINY))
+                    'stage %d: the learning rate would decay %d times, from %g to below %g, '
+                    'where MXNet\'s Adam stops; use a longer decay interval or fewer iterations'
+                    % (k, decays, s.lr, MIN_LR))
         if self.optimizer not in OPTIMIZERS:
             raise StyleTransferError('--optimizer must be one of %s, not %r'
                                      % (', '.join(OPTIMIZERS), self.optimizer))

@@ -21,10 +21,11 @@ def atomic_path(path):
     The temporary name keeps the extension, so writers that choose a format by extension
     (Pillow, matplotlib) behave as they would for `path`.
     """
-    path = os.path.realpath(os.fspath(path))
+    path = os.fspath(path)
     if not is_regular_or_missing(path):
         yield path
         return
+    path = os.path.realpath(path)
     folder = os.path.dirname(path)
     base, ext = os.path.splitext(os.path.basename(path))
     fd, tmp = tempfile.mkstemp(prefix='.%s.' % base, suffix='.part' + ext, dir=folder)
@@ -45,7 +46,7 @@ def is_regular_or_missing(path):
     """False for an existing device, pipe or socket (following links)."""
     try:
         return stat.S_ISREG(os.stat(path).st_mode)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return True
 
 

@@ -234,3 +234,22 @@ def test_resume_refuses_a_picture_changed_since_the_checkpoint(tmp_path, midway,
     err = capsys.readouterr().err.strip()
     assert 'content.png: changed since' in err and len(err.splitlines()) == 1
     assert not (run / 'out.png').exists()
+
+
+def test_atomic_write_to_dev_stdout_when_it_is_a_pipe(tmp_path):
+    # /dev/stdout resolves to /proc/PID/fd/pipe:[N], which os.stat cannot see: the device
+    # check must look at the path as given.
+    done = subprocess.run([sys.executable, '-c', 'from styletransfer import files; '
+                           'files.write_text("/dev/stdout", "to the pipe\\n")'],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == 'to the pipe\n'
+
+
+def test_resume_command_names_the_train_script_when_another_script_ran_it(monkeypatch):
+    monkeypatch.setattr(sys, 'argv', [os.path.join(REPO, 'scripts', 'gallery.py')])
+    assert train._this_command() == [sys.executable, TRAIN]
+    monkeypatch.setattr(sys, 'argv', [TRAIN])
+    assert train._this_command() == [sys.executable, TRAIN]
+    monkeypatch.setattr(sys, 'argv', [train.__file__])
+    assert train._this_command() == [sys.executable, '-m', 'styletransfer.cli.train']

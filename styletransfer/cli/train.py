@@ -25,6 +25,7 @@ from styletransfer.files import is_regular_or_missing, sha256_of, write_text
 
 PROG = 'train.py'
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCRIPT = os.path.join(REPO, 'scripts', 'train.py')
 BUNDLED = os.path.join(REPO, 'images')
 BOOK_CONTENT = os.path.join(BUNDLED, 'rainier.jpg')
 BOOK_STYLE = os.path.join(BUNDLED, 'autumn-oak.jpg')
@@ -183,12 +184,13 @@ def _set_threads(args):
         os.environ['OMP_NUM_THREADS'] = str(args.threads)
     elif not os.environ.get('OMP_NUM_THREADS', '').strip():
         os.environ['OMP_NUM_THREADS'] = str(cores)
-    # OpenMP allows a list for nested levels ("4,2"); the first entry is the one MXNet uses.
-    first = os.environ['OMP_NUM_THREADS'].split(',')[0].strip()
-    if not first.isdigit() or int(first) < 1:
-        raise StyleTransferError('OMP_NUM_THREADS=%r is not a number of threads; unset it or '
-                                 'pass --threads N' % os.environ['OMP_NUM_THREADS'])
-    return int(first)
+    # MXNet reads one number (OpenMP's nested list, "4,2", makes it abort as it loads).
+    value = os.environ['OMP_NUM_THREADS'].strip()
+    if not value.isdigit() or int(value) < 1:
+        raise StyleTransferError('OMP_NUM_THREADS=%r is not one number of threads, which MXNet '
+                                 'needs; set one or pass --threads N'
+                                 % os.environ['OMP_NUM_THREADS'])
+    return int(value)
 
 
 def _config(args):
@@ -261,9 +263,12 @@ class Outputs:
             seen.add(real)
             if os.path.isdir(path):
                 raise StyleTransferError('%s: output path is a directory' % path)
-            if not is_regular_or_missing(real):
-                # A device or pipe (/dev/null): written in place, nothing in it to lose.
-                if not os.access(real, os.W_OK):
+            if not is_regular_or_missing(path):
+                # A device or pipe (/dev/null, /dev/stdout) is written in place, nothing in it
+                # to lose; only the text outputs can go there (pictures need an extension).
+                if path not in (self.log_file, self.trace):
+                    raise StyleTransferError('%s: not a regular file' % path)
+                if not os.access(path, os.W_OK):
                     raise StyleTransferError('%s: not writable' % path)
                 continue
             # A link's target is what gets replaced, in the target's folder.
@@ -693,13 +698,21 @@ def _check_inputs_unchanged(checkpoint, digests):
 
 
 def _this_command():
-    """How this run was started, to be run again from the same folder: the same interpreter
-    and scripts/train.py, or `-m styletransfer.cli.train`."""
-    try:
-        as_module = os.path.samefile(sys.argv[0], __file__)
-    except OSError:
-        as_module = False
-    return [sys.executable] + (['-m', 'styletransfer.cli.train'] if as_module else [sys.argv[0]])
+    """The train script as this process was started, to be run again from the same folder:
+    the same interpreter and scripts/train.py as typed, or `-m styletransfer.cli.train`; when
+    another script ran `main` (gallery.py), scripts/train.py by its full path."""
+    def started_as(path):
+        try:
+            return os.path.samefile(sys.argv[0], path)
+        except OSError:
+            return False
+    if started_as(__file__):
+        script = ['-m', 'styletransfer.cli.train']
+    elif started_as(SCRIPT):
+        script = [sys.argv[0]]
+    else:
+        script = [SCRIPT]
+    return [sys.executable] + script
 
 
 def _color_inputs(config, content, styles):
