@@ -96,15 +96,19 @@ class Config:
             files.append(self.init)
         return files + [path for region in self.regions for path in region if path != 'none']
 
+    def map_paths(self, change):
+        """The same run with `change(path)` for every file path in it."""
+        def mapped(path, keywords=()):
+            return path if not path or path in keywords else change(path)
+        return self.replace(
+            content=mapped(self.content), style=mapped(self.style),
+            style_blend=tuple((mapped(p), w) for p, w in self.style_blend),
+            init=mapped(self.init, INIT_KINDS), weights=mapped(self.weights, WEIGHT_KINDS),
+            regions=tuple((mapped(m), mapped(s, ('none',))) for m, s in self.regions))
+
     def with_absolute_paths(self):
         """The same run with every file path absolute, to be resumed from any folder."""
-        def absolute(path, keywords=()):
-            return path if not path or path in keywords else os.path.abspath(path)
-        return self.replace(
-            content=absolute(self.content), style=absolute(self.style),
-            style_blend=tuple((absolute(p), w) for p, w in self.style_blend),
-            init=absolute(self.init, INIT_KINDS), weights=absolute(self.weights, WEIGHT_KINDS),
-            regions=tuple((absolute(m), absolute(s, ('none',))) for m, s in self.regions))
+        return self.map_paths(os.path.abspath)
 
     def to_dict(self):
         return asdict(self)

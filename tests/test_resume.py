@@ -253,3 +253,14 @@ def test_resume_command_names_the_train_script_when_another_script_ran_it(monkey
     assert train._this_command() == [sys.executable, TRAIN]
     monkeypatch.setattr(sys, 'argv', [train.__file__])
     assert train._this_command() == [sys.executable, '-m', 'styletransfer.cli.train']
+
+
+def test_resume_after_the_run_folder_was_moved(tmp_path, midway, monkeypatch):
+    run, mid = midway
+    shutil.copy(mid, run / 'saved.ckpt')
+    moved = tmp_path / 'renamed'
+    os.rename(run, moved)
+    monkeypatch.chdir(moved)
+    assert train.main(['--resume', 'saved.ckpt', '--ctx', 'cpu:1']) == 0
+    assert pixels(moved / 'out.png').shape == (32, 48, 3)
+    assert not run.exists()

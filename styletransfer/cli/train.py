@@ -5,6 +5,7 @@ itself lives in styletransfer.optimise and only reports progress, which this mod
 logs, traces and saves.
 """
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -460,7 +461,7 @@ class TrainingRun:
         if args.resume:
             _resume_checks(args, build_parser())
             self.ctx, self.ctx_remark = resolve_ctx(args.ctx)
-            self.resume = ckpt_io.load(args.resume, self.ctx)
+            self.resume = _relocated(ckpt_io.load(args.resume, self.ctx), args.resume)
             self.config = config = self.resume.config.validate()
             _check_inputs_unchanged(args.resume, self.resume.extra.get('inputs', {}))
         else:
@@ -638,7 +639,8 @@ class TrainingRun:
             ckpt_io.trainer_states(trainer) if trainer is not None else b'', self.results,
             dict(self.reporter.state(), output=absolute(outputs.final),
                  log_file=absolute(outputs.log_file), trace_file=absolute(outputs.trace),
-                 written=[absolute(p) for p in self.written], inputs=self.input_digests))
+                 written=[absolute(p) for p in self.written], inputs=self.input_digests,
+                 folder=os.path.dirname(os.path.abspath(outputs.checkpoint))))
         ckpt_io.save(outputs.checkpoint, state)
 
     def _keep_best(self, progress, path):
@@ -685,6 +687,27 @@ def _digest(path):
         return sha256_of(path)
     except OSError:
         return None       # missing or unreadable: loading the picture says so, in one line
+
+
+def _relocated(resume, checkpoint):
+    """`resume` with its paths moved along with its folder: when the folder the checkpoint was
+    written in is gone and the checkpoint is elsewhere, the run's folder was moved or renamed,
+    and every path inside it (pictures, outputs) is taken to be at the same place in the new
+    one. Paths outside it stay."""
+    extra = resume.extra
+    old, new = extra.get('folder'), os.path.dirname(os.path.abspath(checkpoint))
+    if not old or old == new or os.path.isdir(old):
+        return resume
+
+    def move(path):
+        inside = os.path.relpath(path, old)
+        return path if inside.startswith(os.pardir) else os.path.join(new, inside)
+    moved = {key: move(extra[key]) if extra.get(key) else extra.get(key)
+             for key in ('output', 'log_file', 'trace_file')}
+    moved['written'] = [move(p) for p in extra.get('written', [])]
+    moved['inputs'] = {move(p): digest for p, digest in extra.get('inputs', {}).items()}
+    return dataclasses.replace(resume, config=resume.config.map_paths(move),
+                               extra=dict(extra, folder=new, **moved))
 
 
 def _check_inputs_unchanged(checkpoint, digests):
