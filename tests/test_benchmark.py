@@ -178,3 +178,11 @@ def test_bf16_drift_summary():
     r = summarise_bf16_drift(book, bf16)
     assert r['speedup'] == 1.6 and r['iterations'] == 3 and r['final_total'] == 4.02
     assert abs(r['max_rel_total'] - 0.05) < 1e-12 and abs(r['final_rel_total'] - 0.005) < 1e-12
+
+
+def test_busy_processes_spin_during_the_block_and_end_with_it():
+    with benchmark.busy_processes(2) as spinning:
+        assert len(spinning) == 2 and all(p.poll() is None for p in spinning)
+    assert all(p.poll() is not None for p in spinning)
+    with benchmark.busy_processes(0) as none:
+        assert none == []

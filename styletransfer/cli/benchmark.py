@@ -12,6 +12,7 @@ the benchmark needs no download.
 Exit status: 0 when every measurement ran, 1 when any failed, 2 for bad options.
 """
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -98,6 +99,9 @@ def build_parser():
     p.add_argument('--env', action='append', default=[], metavar='KEY=VALUE',
                    help='extra environment for our and the book\'s processes (repeatable), '
                         'e.g. MXNET_ENGINE_TYPE=NaiveEngine')
+    p.add_argument('--busy', type=int, default=0, metavar='N',
+                   help='keep N busy processes running beside every measurement, as other '
+                        'work on a shared machine would (default: 0)')
     p.add_argument('--json', default='benchmark.json', metavar='PATH',
                    help='write everything measured here (default: %(default)s)')
     p.add_argument('--timeout', type=float, default=DEFAULT_TIMEOUT, metavar='SECONDS',
@@ -137,7 +141,8 @@ def _check(args):
         raise BadInput('--sizes: no sizes given')
     threads = available_cores() if args.threads is None else args.threads
     for name, value, least in (('--threads', threads, 1), ('--warmup', args.warmup, 0),
-                               ('--iters', args.iters, 1), ('--repeats', args.repeats, 1)):
+                               ('--iters', args.iters, 1), ('--repeats', args.repeats, 1),
+                               ('--busy', args.busy, 0)):
         if value < least:
             raise BadInput('%s must be at least %d, not %d' % (name, least, value))
     if not args.timeout > 0:
@@ -160,7 +165,7 @@ def _check(args):
                 repeats=args.repeats, kinds=kinds, peer=args.peer,
                 peer_script=os.path.abspath(args.peer_script) if args.peer else None,
                 env=env, json=args.json, timeout=args.timeout,
-                time_to_book_loss=args.time_to_book_loss)
+                time_to_book_loss=args.time_to_book_loss, busy=args.busy)
 
 
 # --------------------------------------------------------------------------- the parent
@@ -170,19 +175,11 @@ def run(options):
     print(format_context(machine, options), flush=True)
     records = []
     doc = None
-    for size in options['sizes']:
-        for number in range(options['repeats']):
-            for kind in round_order(options['kinds'], number):
-                record = measure(kind, size, number, options)
-                records.append(record)
-                print(_progress_line(record, options['repeats']), file=sys.stderr, flush=True)
-                # Written after every measurement, so a run cut short keeps its numbers.
-                doc = assemble(machine, options, records)
-                write_text(options['json'], json.dumps(doc, indent=2) + '\n')
-    doc = doc or assemble(machine, options, records)
-    if options['time_to_book_loss']:
-        doc['time_to_book_loss'] = time_to_book_loss(options)
-        write_text(options['json'], json.dumps(doc, indent=2) + '\n')
+    with busy_processes(options['busy']):
+        doc = _measure_all(options, machine, records) or assemble(machine, options, records)
+        if options['time_to_book_loss']:
+            doc['time_to_book_loss'] = time_to_book_loss(options)
+            write_text(options['json'], json.dumps(doc, indent=2) + '\n')
     if records:
         print(format_report(doc))
     if options['time_to_book_loss']:
@@ -193,6 +190,33 @@ def run(options):
         print('%s: %s at %s, round %d failed: %s' % (PROG, r['kind'], r['size'], r['round'] + 1,
                                                      r['error']), file=sys.stderr)
     return 1 if failed else 0
+
+
+def _measure_all(options, machine, records):
+    doc = None
+    for size in options['sizes']:
+        for number in range(options['repeats']):
+            for kind in round_order(options['kinds'], number):
+                record = measure(kind, size, number, options)
+                records.append(record)
+                print(_progress_line(record, options['repeats']), file=sys.stderr, flush=True)
+                # Written after every measurement, so a run cut short keeps its numbers.
+                doc = assemble(machine, options, records)
+                write_text(options['json'], json.dumps(doc, indent=2) + '\n')
+    return doc
+
+
+@contextlib.contextmanager
+def busy_processes(count):
+    """`count` processes that only spin, for as long as the block runs (it gets them)."""
+    spinning = [subprocess.Popen([sys.executable, '-c', 'while True: pass'])
+                for _ in range(count)]
+    try:
+        yield spinning
+    finally:
+        for process in spinning:
+            process.kill()
+            process.wait()
 
 
 def round_order(kinds, number):
@@ -496,6 +520,9 @@ def format_context(machine, options):
                      % (options['peer'], options['peer_script']))
     if options.get('env'):
         lines.append('env      %s' % ' '.join('%s=%s' % kv for kv in options['env'].items()))
+    if options.get('busy'):
+        lines.append('busy     %d process(es) spinning beside every measurement (--busy)'
+                     % options['busy'])
     if machine.get('env'):
         lines.append('inherited %s' % ' '.join('%s=%s' % kv for kv in machine['env'].items()))
     return '\n'.join(lines)
