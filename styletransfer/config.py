@@ -1,6 +1,6 @@
 """A run's configuration: one frozen dataclass, the book's values as defaults."""
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 
 from . import layers
 from .errors import StyleTransferError

@@ -1,4 +1,6 @@
-"""Atomic file writes: every file the tool writes goes to a temporary sibling, then is renamed.
+"""Files: checks on the ones the tool reads, their hashes, and atomic writes.
+
+Every file the tool writes goes to a temporary sibling, then is renamed.
 
 A crash, a full disk or Ctrl-C in the middle of a write therefore never leaves a half-written
 image, log or trace, and never damages an existing file of the same name. A symbolic link stays

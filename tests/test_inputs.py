@@ -1,7 +1,6 @@
 """Bad and unusual input images: each is refused with our error, or converted with a note."""
 import base64
 import io
-import os
 import zlib
 
 import numpy as np

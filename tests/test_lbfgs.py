@@ -1,6 +1,5 @@
 """L-BFGS, the stop rule and the fast preset."""
 import numpy as np
-import mxnet as mx
 from mxnet import nd
 from PIL import Image
 

@@ -3,7 +3,7 @@ as separate NDArray operations after the network: same four numbers, same image 
 import numpy as np
 import mxnet as mx
 import pytest
-from mxnet import autograd, nd
+from mxnet import autograd
 
 from styletransfer import features, weights
 from styletransfer.config import Config

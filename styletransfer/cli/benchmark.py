@@ -25,7 +25,7 @@ import tempfile
 import time
 
 from styletransfer import layers
-from styletransfer.cli.common import parse_args
+from styletransfer.cli.common import parse_args, refuse
 from styletransfer.files import write_text
 
 PROG = 'benchmark.py'
@@ -130,8 +130,7 @@ def main(argv=None):
     try:
         options = _check(args)
     except BadInput as error:
-        print('%s: error: %s' % (PROG, error), file=sys.stderr)
-        return 2
+        return refuse(PROG, error)
     return run(options)
 
 

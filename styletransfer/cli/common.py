@@ -1,4 +1,14 @@
 """What the command-line tools share."""
+import sys
+
+# Exit status for input refused before any work: one line on stderr says why.
+EXIT_BAD_INPUT = 2
+
+
+def refuse(prog, message):
+    """Print `PROG: error: MESSAGE` on stderr; return EXIT_BAD_INPUT for main to return."""
+    print('%s: error: %s' % (prog, message), file=sys.stderr)
+    return EXIT_BAD_INPUT
 
 
 def parse_args(parser, argv):

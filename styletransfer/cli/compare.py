@@ -5,10 +5,9 @@ or missing, 2 for bad input (unreadable file, no log lines, bad option).
 """
 import argparse
 import codecs
-import sys
 
 from styletransfer import booklog
-from styletransfer.cli.common import parse_args
+from styletransfer.cli.common import parse_args, refuse
 
 PROG = 'compare_logs.py'
 
@@ -63,9 +62,7 @@ def main(argv=None):
     if args is None:
         return code
     if not args.rel_tol >= 0:       # also rejects nan
-        print('%s: error: --rel-tol must be a number >= 0, not %s' % (PROG, args.rel_tol),
-              file=sys.stderr)
-        return 2
+        return refuse(PROG, '--rel-tol must be a number >= 0, not %s' % args.rel_tol)
     try:
         ours = _load(args.ours)
         if args.reference is None:
@@ -73,8 +70,7 @@ def main(argv=None):
         else:
             reference, spread = _load(args.reference), None
     except BadInput as error:
-        print('%s: error: %s' % (PROG, error), file=sys.stderr)
-        return 2
+        return refuse(PROG, error)
     comparison = booklog.compare(ours, reference, rel_tol=args.rel_tol, spread=spread)
     print('ours:      %s' % args.ours)
     print('reference: %s' % (args.reference or 'the d2l-zh book, chapter 9.11 (%s)'

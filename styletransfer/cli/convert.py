@@ -6,15 +6,13 @@ unsafe file, not VGG-19, existing output, bad option).
 """
 import argparse
 import math
-import sys
 
 from styletransfer import convert
-from styletransfer.cli.common import parse_args
+from styletransfer.cli.common import parse_args, refuse
 from styletransfer.errors import StyleTransferError
 from styletransfer.images import RGB_MEAN, RGB_STD
 
 PROG = 'convert_weights.py'
-EXIT_ERROR = 2
 
 
 def _triple(values):
@@ -68,8 +66,7 @@ def main(argv=None):
         result = convert.convert(args.input, args.output, features_only=args.features_only,
                                  overwrite=args.overwrite)
     except StyleTransferError as error:
-        print('%s: error: %s' % (PROG, error), file=sys.stderr)
-        return EXIT_ERROR
+        return refuse(PROG, error)
     print(convert.describe_input(args.input, result.sha256))
     print(format_report(result, args.output, args.features_only))
     if result.ignored and not args.features_only:

@@ -20,7 +20,7 @@ from ..config import parse_stage
 from ..errors import StyleTransferError
 from ..images import load_image
 from . import train
-from .common import parse_args
+from .common import parse_args, refuse
 
 PROG = 'gallery.py'
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -74,12 +74,9 @@ def main(argv=None):
     try:
         parse_stage(args.stage)
     except StyleTransferError as e:
-        print('%s: error: %s' % (PROG, e), file=sys.stderr)
-        return 2
+        return refuse(PROG, e)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
-        print('%s: error: --out %s: exists and is not a folder' % (PROG, args.out),
-              file=sys.stderr)
-        return 2
+        return refuse(PROG, '--out %s: exists and is not a folder' % args.out)
     runs = os.path.join(args.out, 'runs')
     os.makedirs(runs, exist_ok=True)
     _top_mask(os.path.join(IMAGES, CONTENT), os.path.join(runs, TOP_MASK))

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from styletransfer import booklog, layers
+from styletransfer.cli.common import refuse
 from styletransfer.config import (BOOK_STAGES, DTYPES, INIT_KINDS, OPTIMIZERS, POOLINGS,
                                   PRESERVE_COLORS, Config, parse_floats, parse_region,
                                   parse_stage, parse_style_blend)
@@ -30,7 +31,7 @@ SCRIPT = os.path.join(REPO, 'scripts', 'train.py')
 BUNDLED = os.path.join(REPO, 'images')
 BOOK_CONTENT = os.path.join(BUNDLED, 'rainier.jpg')
 BOOK_STYLE = os.path.join(BUNDLED, 'autumn-oak.jpg')
-EXIT_ERROR, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 1, 130
+EXIT_DIVERGED, EXIT_INTERRUPTED = 1, 130
 # Presets expand to options placed before the user's own, so explicit options win.
 PRESETS = {
     'fast': ('--optimizer', 'lbfgs', '--stop-rtol', '1e-3', '--stop-window', '10',
@@ -146,8 +147,7 @@ def main(argv=None):
     except StyleTransferError as e:
         if args.debug:
             raise
-        print('%s: error: %s' % (PROG, e), file=sys.stderr)
-        return EXIT_ERROR
+        return refuse(PROG, e)
     except KeyboardInterrupt:
         # Ctrl-C while loading, before the run's own handler is in place: nothing to keep.
         if args.debug:
