@@ -125,7 +125,8 @@ def build_parser():
     p.add_argument('--ctx', default='auto', metavar='auto|cpu|cpu:N|gpu|gpu:N',
                    help='device; auto takes the first GPU if MXNet can use one, else the CPU')
     p.add_argument('--threads', type=int, metavar='N',
-                   help='CPU threads for MXNet (default: $OMP_NUM_THREADS, else all cores)')
+                   help='CPU threads for MXNet, at most 4 per core (default: $OMP_NUM_THREADS, '
+                        'else all cores)')
     p.add_argument('--no-progress', action='store_true',
                    help='no progress bar (it is shown only on a terminal anyway)')
     p.add_argument('--checkpoint', metavar='PATH',
