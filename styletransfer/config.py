@@ -2,7 +2,7 @@
 import os
 from dataclasses import asdict, dataclass, replace
 
-from . import layers
+from .vgg import layers
 from .errors import StyleTransferError
 
 

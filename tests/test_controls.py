@@ -5,13 +5,14 @@ import pytest
 from mxnet import nd
 from PIL import Image
 
-from styletransfer import colors, features, weights
+from styletransfer import colors
+from styletransfer.vgg import features, weights
 from styletransfer.cli import train
 from styletransfer.config import Config, Stage, parse_style_blend
 from styletransfer.errors import StyleTransferError
 from styletransfer.images import Normalizer
 from styletransfer.losses import compute_losses, gram, style_loss
-from styletransfer.optimise import initial_image, targets
+from styletransfer.gatys.optimise import initial_image, targets
 
 CTX = mx.cpu(1)
 CONTENT, STYLE = (25,), (0, 5, 10, 19, 28)
@@ -180,7 +181,7 @@ def test_masked_gram_with_a_full_mask_is_the_book_gram():
 
 def test_regions_take_their_own_style_and_none_means_no_style(extractor):
     from styletransfer.losses import Region
-    from styletransfer.optimise import region_targets
+    from styletransfer.gatys.optimise import region_targets
     norm = Normalizer(CTX)
     content, a, b = picture(0), picture(1), picture(2)
     left = np.zeros((40, 60))

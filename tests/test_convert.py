@@ -26,7 +26,8 @@ import numpy as np
 import pytest
 from mxnet.gluon.model_zoo import vision
 
-from styletransfer import convert, layers, weights
+from styletransfer import torchfile
+from styletransfer.vgg import convert, layers, weights
 from styletransfer.cli.convert import main
 from styletransfer.errors import StyleTransferError
 
@@ -289,7 +290,7 @@ def test_strided_offset_and_shared_storages_are_rebuilt(fmt, tmp_path):
         ('bytes', tensor_of('b', np.arange(6, dtype=np.uint8).reshape(2, 3))),
         ('nested', [tensor_of('n', np.int64([1, -2])), {'x': 3}]),
     ])
-    got = convert.read_pth(write_pth(str(tmp_path / 'strided.pth'), obj, fmt))
+    got = torchfile.read_pth(write_pth(str(tmp_path / 'strided.pth'), obj, fmt))
     assert isinstance(got, collections.OrderedDict) and list(got) == list(obj)
     itemsize = values.itemsize
     np.testing.assert_array_equal(got['transposed'],
@@ -310,7 +311,7 @@ def test_legacy_storage_views_and_old_rebuild(tmp_path):
     root = Storage('100', np.arange(12, dtype=np.float32))
     obj = {'a': Tensor(View(root, '101', 4, 6), 1, (2, 2), (1, 2), old=True),
            'b': Tensor(root, 0, (12,), (1,), old=True)}
-    got = convert.read_pth(write_pth(str(tmp_path / 'old.pth'), obj, 'legacy'))
+    got = torchfile.read_pth(write_pth(str(tmp_path / 'old.pth'), obj, 'legacy'))
     np.testing.assert_array_equal(got['a'], [[5, 7], [6, 8]])
     np.testing.assert_array_equal(got['b'], np.arange(12))
 
@@ -322,7 +323,7 @@ def test_half_double_and_bfloat16_weights_become_float32(fmt, tmp_path):
     obj = {'half': tensor_of('0', exact.astype(np.float16)),
            'double': tensor_of('1', exact.astype(np.float64)),
            'bf16': Tensor(Storage('2', bf16, 'BFloat16Storage'), 0, (4,), (1,))}
-    state = convert.read_pth(write_pth(str(tmp_path / 'dtypes.pth'), obj, fmt))
+    state = torchfile.read_pth(write_pth(str(tmp_path / 'dtypes.pth'), obj, fmt))
     expected = [convert.Param(name, name, (4,), 'conv') for name in obj]
     for name, array in convert.to_gluon(state, expected).items():
         assert array.dtype == np.float32, name
@@ -337,7 +338,7 @@ def test_views_past_their_storage_are_refused(fmt, offset, size, stride, tmp_pat
     obj = {'x': Tensor(Storage('0', np.zeros(12, np.float32)), offset, size, stride)}
     pth = write_pth(str(tmp_path / 'oob.pth'), obj, fmt)
     with pytest.raises(StyleTransferError, match='reaches past its storage of 12 elements'):
-        convert.read_pth(pth)
+        torchfile.read_pth(pth)
 
 
 # --------------------------------------------------------------------- pickles that run code
@@ -365,7 +366,7 @@ def test_code_in_the_pickle_is_refused_and_never_run(fmt, refused, tmp_path, cap
                                    ('features.0.bias', PAYLOADS[refused](marker))])
     pth = write_pth(str(tmp_path / 'evil.pth'), obj, fmt)
     with pytest.raises(StyleTransferError, match='refusing to load %s' % refused):
-        convert.read_pth(pth)
+        torchfile.read_pth(pth)
     out = tmp_path / 'evil.params'
     code, stdout, err = run(capsys, pth, out)
     assert (code, stdout) == (2, '')
@@ -380,14 +381,14 @@ def test_code_in_the_pickle_is_refused_and_never_run(fmt, refused, tmp_path, cap
 def test_globals_outside_the_allow_list_are_refused(module, name, tmp_path):
     pth = write_pth(str(tmp_path / 'other.pth'), {'x': Call(module, name, 0)}, 'zip')
     with pytest.raises(StyleTransferError, match='refusing to load %s.%s' % (module, name)):
-        convert.read_pth(pth)
+        torchfile.read_pth(pth)
 
 
 def test_a_storage_type_is_not_callable(tmp_path):
     # a storage type is allowed as a value, never as something to call
     pth = write_pth(str(tmp_path / 'call.pth'), {'x': Call('torch', 'FloatStorage', 3)}, 'zip')
     with pytest.raises(StyleTransferError, match='not a readable PyTorch checkpoint'):
-        convert.read_pth(pth)
+        torchfile.read_pth(pth)
 
 
 # ---------------------------------------------------------------- not VGG-19, damaged files
@@ -437,7 +438,7 @@ def test_truncated_files_are_refused(fmt, keep, tmp_path, capsys):
     with open(pth, 'r+b') as f:
         f.truncate(keep if isinstance(keep, int) else int(size * keep))
     with pytest.raises(StyleTransferError, match='cut.pth: .*(truncated|damaged)'):
-        convert.read_pth(pth)
+        torchfile.read_pth(pth)
     code, _, err = run(capsys, pth, tmp_path / 'out.params')
     assert code == 2
     assert_one_line_error(err, 'cut.pth')
@@ -455,7 +456,7 @@ def test_storage_count_that_disagrees_is_refused(tmp_path):
         f.write(data[:count_at] + struct.pack('<q', 1 << 60) + data[count_at + 8:])
     with pytest.raises(StyleTransferError, match='storage 0 holds 1152921504606846976 elements, '
                                                  'its tensors say 4'):
-        convert.read_pth(pth)
+        torchfile.read_pth(pth)
 
 
 @pytest.mark.parametrize('content', [b'', b'not a checkpoint at all\n', b'PK\x03\x04garbage',
@@ -464,7 +465,7 @@ def test_other_files_are_refused(content, tmp_path):
     path = tmp_path / 'other.pth'
     path.write_bytes(content)
     with pytest.raises(StyleTransferError, match='other.pth: '):
-        convert.read_pth(str(path))
+        torchfile.read_pth(str(path))
 
 
 def test_zip_without_one_data_pkl_is_refused(tmp_path):
@@ -472,7 +473,7 @@ def test_zip_without_one_data_pkl_is_refused(tmp_path):
     with zipfile.ZipFile(path, 'w') as archive:
         archive.writestr('readme.txt', 'hello')
     with pytest.raises(StyleTransferError, match='expected one FOLDER/data.pkl, found 0'):
-        convert.read_pth(path)
+        torchfile.read_pth(path)
 
 
 # ---------------------------------------------------------------------------- paths, report

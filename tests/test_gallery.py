@@ -3,7 +3,7 @@ import numpy as np
 from PIL import Image
 
 from styletransfer.cli import gallery
-from styletransfer.pictures import SHEET_CAPTION_HEIGHT, SHEET_GAP, SHEET_LABEL_HEIGHT
+from styletransfer.report import SHEET_CAPTION_HEIGHT, SHEET_GAP, SHEET_LABEL_HEIGHT
 
 
 def pixels(path):

@@ -5,9 +5,9 @@ import pytest
 from mxnet.gluon import nn
 from mxnet.gluon.model_zoo import vision
 
-from styletransfer import layers, weights
+from styletransfer.vgg import layers, weights
 from styletransfer.errors import StyleTransferError
-from styletransfer.features import build_extractor
+from styletransfer.vgg.features import build_extractor
 
 CTX = mx.cpu(1)
 BOOK_CONTENT, BOOK_STYLE = (25,), (0, 5, 10, 19, 28)

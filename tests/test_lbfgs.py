@@ -4,8 +4,8 @@ from mxnet import nd
 from PIL import Image
 
 from styletransfer.cli import train
-from styletransfer.lbfgs import LBFGS
-from styletransfer.optimise import Plateau
+from styletransfer.gatys.lbfgs import LBFGS
+from styletransfer.gatys.optimise import Plateau
 
 
 def quadratic(scales, centre):

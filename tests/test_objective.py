@@ -5,12 +5,12 @@ import mxnet as mx
 import pytest
 from mxnet import autograd
 
-from styletransfer import features, weights
+from styletransfer.vgg import features, weights
 from styletransfer.config import Config
 from styletransfer.images import Normalizer
 from styletransfer.losses import Region, compute_losses
-from styletransfer.objective import Objective
-from styletransfer.optimise import build_objective, region_targets, targets
+from styletransfer.gatys.objective import Objective
+from styletransfer.gatys.optimise import build_objective, region_targets, targets
 
 CTX = mx.cpu(1)
 CONTENT, STYLE = (25,), (0, 5, 10, 19, 28)

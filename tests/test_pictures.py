@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from styletransfer import pictures
-from styletransfer.pictures import (SHEET_CAPTION_HEIGHT, SHEET_GAP, SHEET_LABEL_HEIGHT,
+from styletransfer import report as pictures
+from styletransfer.report import (SHEET_CAPTION_HEIGHT, SHEET_GAP, SHEET_LABEL_HEIGHT,
                                     contact_sheet, plot_losses)
 from styletransfer.progress import Progress
 
@@ -80,7 +80,7 @@ def test_plot_losses_rejects_empty_history_and_keeps_old_file(tmp_path):
 
 
 def test_importing_pictures_does_not_import_matplotlib():
-    code = 'import sys, styletransfer.pictures; print("matplotlib" in sys.modules)'
+    code = 'import sys, styletransfer.report; print("matplotlib" in sys.modules)'
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                             check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
     assert result.stdout.strip() == 'False'

@@ -108,7 +108,7 @@ def test_resume_refuses_options_that_change_the_run(tmp_path, inputs, capsys, mo
 
 
 def test_divergence_keeps_last_finite_image(tmp_path, inputs, capsys, monkeypatch):
-    from styletransfer import optimise
+    from styletransfer.gatys import optimise
     real = optimise._losses_and_gradient
     calls = []
 

@@ -388,10 +388,10 @@ def test_debug_shows_the_exception(tmp_path, images):
 
 def test_pipeline_hands_on_arrays_on_the_runs_context():
     from mxnet import image as mximage, nd
-    from styletransfer import features, weights
+    from styletransfer.vgg import features, weights
     from styletransfer.config import Config, Stage
     from styletransfer.images import RGB_MEAN, RGB_STD, Normalizer
-    from styletransfer.optimise import targets, transfer
+    from styletransfer.gatys.optimise import targets, transfer
     from styletransfer.progress import Progress, StageEnd
 
     content, style = picture(40, 30, 1), picture(30, 45, 2)

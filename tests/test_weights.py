@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from mxnet.gluon.model_zoo import model_store, vision
 
-from styletransfer import layers, weights
+from styletransfer.vgg import layers, weights
 from styletransfer.errors import StyleTransferError
 
 ALL_CONVS = sorted(layers.CONV_SHAPES)        # 0 .. 34, sixteen convolutions

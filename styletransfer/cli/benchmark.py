@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 
-from styletransfer import layers
+from styletransfer.vgg import layers
 from styletransfer.cli.common import parse_args, refuse
 from styletransfer.files import write_text
 
@@ -719,7 +719,9 @@ def format_time_to_book_loss(r):
 def _schedule_worker(schedule):
     """Inside the subprocess: one whole run on the bundled images, timing every iteration."""
     import mxnet as mx
-    from styletransfer import features, images, optimise, weights
+    from styletransfer import images
+    from styletransfer.gatys import optimise
+    from styletransfer.vgg import features, weights
     from styletransfer.cli import train
     args = ['--weights', 'random'] + {'book': [], 'fast': ['--preset', 'fast'],
                                       'book-bf16': ['--dtype', 'bfloat16']}[schedule]
@@ -759,7 +761,9 @@ def _stage(width, height, iterations):
 
 def _ours_step_times(width, height, warmup, iterations, dtype='float32'):
     import mxnet as mx
-    from styletransfer import features, images, optimise, weights
+    from styletransfer import images
+    from styletransfer.gatys import optimise
+    from styletransfer.vgg import features, weights
     from styletransfer.config import Config
     config, ctx = Config(), mx.cpu()
     source = weights.load('random', config.deepest, config.seed)
@@ -787,10 +791,11 @@ def _book_step_times(width, height, warmup, iterations):
     from mxnet import autograd, gluon, nd
     from mxnet.gluon import nn
     from mxnet.gluon.model_zoo import vision
-    from styletransfer import images, weights
+    from styletransfer import images
+    from styletransfer.vgg import weights
     from styletransfer.config import Config
     from styletransfer.losses import content_loss, tv_loss
-    from styletransfer.optimise import GeneratedImage
+    from styletransfer.gatys.optimise import GeneratedImage
     config, ctx = Config(), mx.cpu()
     source = weights.load('random', config.deepest, config.seed)
     zoo = vision.vgg19()

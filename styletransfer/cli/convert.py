@@ -1,13 +1,13 @@
 """convert_weights.py IN.pth OUT.params: torchvision's VGG-19 weights as a Gluon .params file.
 
 The input is read without torch and without unpickling anything but tensors (see
-styletransfer.convert). Exit status: 0 when the file was written, 2 for bad input (unreadable or
+styletransfer.vgg.convert). Exit status: 0 when the file was written, 2 for bad input (unreadable or
 unsafe file, not VGG-19, existing output, bad option).
 """
 import argparse
 import math
 
-from styletransfer import convert
+from styletransfer.vgg import convert
 from styletransfer.cli.common import parse_args, refuse
 from styletransfer.errors import StyleTransferError
 from styletransfer.images import RGB_MEAN, RGB_STD

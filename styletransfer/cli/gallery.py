@@ -15,7 +15,7 @@ import sys
 import numpy as np
 from PIL import Image
 
-from .. import pictures
+from .. import report as pictures
 from ..config import parse_stage
 from ..errors import StyleTransferError
 from ..images import load_image

@@ -1,7 +1,7 @@
 """train.py [CONTENT STYLE]: the book's coarse-to-fine style transfer from the command line.
 
 Everything the user can get wrong is checked before the network is built; the optimisation
-itself lives in styletransfer.optimise and only reports progress, which this module prints,
+itself lives in styletransfer.gatys.optimise and only reports progress, which this module prints,
 logs, traces and saves.
 """
 import argparse
@@ -17,7 +17,8 @@ import sys
 import numpy as np
 from PIL import Image
 
-from styletransfer import booklog, layers
+from styletransfer import booklog
+from styletransfer.vgg import layers
 from styletransfer.cli.common import refuse
 from styletransfer.config import (BOOK_STAGES, DTYPES, INIT_KINDS, OPTIMIZERS, POOLINGS,
                                   PRESERVE_COLORS, Config, parse_floats, parse_region,
@@ -506,7 +507,7 @@ class TrainingRun:
     def start(self):
         """The slow parts: weights, network, the log's first lines."""
         import mxnet as mx
-        from styletransfer import features, weights
+        from styletransfer.vgg import features, weights
         from styletransfer.images import Normalizer
         config, resume = self.config, self.resume
         self.vgg = weights.load(config.weights, config.deepest, config.seed)
@@ -540,7 +541,7 @@ class TrainingRun:
 
     def optimise(self):
         """Run every stage; return the exit status."""
-        from styletransfer.optimise import transfer
+        from styletransfer.gatys.optimise import transfer
         last = None
         with StopRequest() as stop:
             try:
@@ -651,7 +652,7 @@ class TrainingRun:
 
     def _finish(self):
         from styletransfer.images import save_image
-        from styletransfer.pictures import contact_sheet, plot_losses
+        from styletransfer.report import contact_sheet, plot_losses
         outputs, config, caption = self.outputs, self.config, 'weights: %s' % self.vgg.description
         save_image(self.results[-1], outputs.final, self.metadata)
         plot_losses(self.reporter.history, outputs.losses, title=caption)

@@ -11,8 +11,8 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from .errors import StyleTransferError
-from .files import check_input_file
+from ..errors import StyleTransferError
+from ..files import check_input_file
 from .layers import CONV_SHAPES
 
 ZOO_NAME = 'vgg19'

@@ -9,12 +9,12 @@ import time
 import numpy as np
 from mxnet import autograd, gluon, nd
 
-from .checkpoint import restore_trainer
+from ..checkpoint import restore_trainer
 from .lbfgs import LBFGS
-from .layers import feature_size
-from .losses import Region, gram
+from ..vgg.layers import feature_size
+from ..losses import Region, gram
 from .objective import Objective
-from .progress import Progress, StageEnd
+from ..progress import Progress, StageEnd
 
 
 class GeneratedImage(gluon.Block):

@@ -8,8 +8,8 @@ graph MXNet plans their memory with the network's and frees what it can as it go
 """
 from mxnet import gluon
 
-from .layers import feature_size
-from .losses import Region, compute_losses
+from ..vgg.layers import feature_size
+from ..losses import Region, compute_losses
 
 
 class Objective(gluon.HybridBlock):

@@ -5,7 +5,7 @@ Indices are positions in Gluon's `vgg19().features`; the names follow the paper'
 names: style layers 0/5/10/19/28 are conv1_1..conv5_1 and the content layer 25 is conv4_4, all
 taken after the convolution and before its ReLU.
 """
-from .errors import StyleTransferError
+from ..errors import StyleTransferError
 
 # Convolutions per block and their output channels, as in Gluon's vgg_spec[19].
 BLOCKS = ((2, 64), (2, 128), (4, 256), (4, 512), (4, 512))
