@@ -1,12 +1,8 @@
 #!/usr/bin/env python3
-"""Convert torchvision's VGG-19 .pth into a Gluon .params file: see styletransfer/cli/convert.py."""
-import os
+"""torchvision's VGG-19 .pth as a Gluon .params file: `styletransfer convert-weights`."""
 import sys
 
-# run from a clone without installing the package
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from styletransfer.cli.convert import main  # noqa: E402
+from styletransfer.cli.convert import main
 
 if __name__ == '__main__':
     sys.exit(main())

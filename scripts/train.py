@@ -1,12 +1,9 @@
 #!/usr/bin/env python3
-"""Run a style transfer (the book's run with no arguments): see styletransfer/cli/train.py."""
-import os
+"""The book's style transfer: `styletransfer train` (styletransfer/cli/train.py) under the
+script's own name."""
 import sys
 
-# run from a clone without installing the package
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from styletransfer.cli.train import main  # noqa: E402
+from styletransfer.cli.train import main
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(main(command=[sys.executable, sys.argv[0]]))

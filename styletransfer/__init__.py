@@ -1,1 +1,38 @@
-"""Neural style transfer on MXNet Gluon, after the d2l book (MXNet edition)."""
+"""Neural style transfer on MXNet Gluon, after the d2l book (MXNet edition).
+
+    import styletransfer as st
+    result = st.stylize('photo.jpg', 'painting.jpg', weights='zoo')
+    result.picture                      # HxWx3 uint8
+
+    stylizer = st.Stylizer(st.Network(weights='zoo'), ctx='auto')   # built once
+    run = stylizer.start(st.Inputs('photo.jpg', 'painting.jpg'), st.Settings())
+    for event in run:                   # st.Progress, st.StageDone
+        ...
+
+Importing the package loads no MXNet: names are looked up when first used, so a front-end can
+set MXNet's threads (`styletransfer.device.set_threads`) before MXNet starts.
+"""
+import importlib
+
+_PUBLIC = {
+    'stylize': 'gatys.stylizer', 'Stylizer': 'gatys.stylizer', 'Run': 'gatys.stylizer',
+    'RunState': 'gatys.state',
+    'Settings': 'settings', 'Stage': 'settings', 'BOOK_STAGES': 'settings',
+    'Network': 'vgg.network', 'Inputs': 'inputs',
+    'Progress': 'events', 'StageDone': 'events', 'Result': 'events',
+    'StyleTransferError': 'errors', 'Diverged': 'errors',
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name):
+    if name not in _PUBLIC:
+        raise AttributeError('module %r has no attribute %r' % (__name__, name))
+    value = getattr(importlib.import_module('.' + _PUBLIC[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_PUBLIC))

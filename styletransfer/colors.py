@@ -66,3 +66,20 @@ def restore_colors(picture, content):
     yiq[..., 0] = luminance(picture)
     rgb = yiq @ YIQ_TO_RGB.T
     return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
+
+
+def prepare(mode, content, styles):
+    """The content and ((style, weight), ...) pictures the network sees under colour control
+    `mode` ('none', 'luminance' or 'histogram')."""
+    if mode == 'luminance':
+        return luminance_inputs(content, styles)
+    if mode == 'histogram':
+        return content, [(match_histogram(p, content), w) for p, w in styles]
+    return content, list(styles)
+
+
+def grey_mask(picture, width, height):
+    """A mask picture (HxWx3 uint8, white inside) as grey levels in [0, 1] at width x height."""
+    small = np.asarray(Image.fromarray(picture).resize((width, height),
+                                                       Image.Resampling.BILINEAR))
+    return luminance(small) / 255.0

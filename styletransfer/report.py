@@ -1,6 +1,7 @@
-"""Pictures about a run: the loss curves of every stage, and a labelled contact sheet of images.
+"""What a run leaves to read: the loss curves of every stage, a labelled contact sheet of images,
+and text logs appended a line at a time (`LogWriter`).
 
-Both write through `atomic_path`, so a failed draw never replaces an existing picture.
+Pictures are written through `atomic_path`, so a failed draw never replaces an existing one.
 matplotlib is imported inside `plot_losses` only: importing the package must stay cheap, and
 we draw on a `Figure` with its own Agg canvas instead of pyplot, so no display is needed and no
 global figure or backend choice leaks into the caller.
@@ -10,7 +11,7 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .files import atomic_path
+from .files import atomic_path, write_text
 
 # Loss plot.
 # (Progress field, legend label, colour, line style); the total is dotted so that a term
@@ -48,8 +49,8 @@ def _stages(history):
 
 
 def _clip_floor(history):
-    values = np.array([getattr(record, field) for record in history
-                       for field, _, _, _ in PLOT_TERMS], dtype=np.float64)
+    values = np.array([_value(record, field) for record in history
+                       for field, _, _, _ in _terms(history)], dtype=np.float64)
     positive = values[np.isfinite(values) & (values > 0)]
     return positive.min() * CLIP_BELOW_SMALLEST if positive.size else CLIP_FALLBACK
 
@@ -59,6 +60,23 @@ def _stage_title(first):
     if first.width and first.height:
         title += ': %dx%d' % (first.width, first.height)
     return title
+
+
+def _terms(history):
+    """PLOT_TERMS, then any extra term the records carry, in order of appearance."""
+    extra = []
+    for record in history:
+        for name in getattr(record, 'terms', {}):
+            if name not in [t[0] for t in PLOT_TERMS] and name not in extra:
+                extra.append(name)
+    return PLOT_TERMS[:-1] + tuple((name, name, None, '-') for name in extra) + PLOT_TERMS[-1:]
+
+
+def _value(record, field):
+    terms = getattr(record, 'terms', None)
+    if terms is not None and field in terms:
+        return terms[field]
+    return getattr(record, field, np.nan)
 
 
 def plot_losses(history, path, title=None):
@@ -85,8 +103,8 @@ def plot_losses(history, path, title=None):
     axes = figure.subplots(1, len(stages), sharey=True, squeeze=False)[0]
     for ax, records in zip(axes, stages):
         iterations = [record.iteration for record in records]
-        for field, label, colour, style in PLOT_TERMS:
-            values = np.array([getattr(record, field) for record in records], dtype=np.float64)
+        for field, label, colour, style in _terms(history):
+            values = np.array([_value(record, field) for record in records], dtype=np.float64)
             ax.plot(iterations, np.maximum(values, floor), label=label, color=colour,
                     linestyle=style, linewidth=1.6)
         ax.set_yscale('log')
@@ -96,7 +114,7 @@ def plot_losses(history, path, title=None):
     axes[0].set_ylabel('weighted loss')
     # One legend for the whole figure, outside every subplot, so it never hides a curve.
     handles, labels = axes[0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc='outside lower center', ncol=len(PLOT_TERMS))
+    figure.legend(handles, labels, loc='outside lower center', ncol=len(handles))
     if title:
         figure.suptitle(title)
 
@@ -190,3 +208,28 @@ def contact_sheet(panels, path, height=256, caption=None):
     with atomic_path(path) as tmp:
         sheet.save(tmp, **options)
     return sheet
+
+
+class LogWriter:
+    """A text file that grows a line at a time.
+
+    It starts as `lines` (a resumed run's log so far; empty for a new run), written whole and
+    atomically; every later line is appended by one write() of the whole line to a descriptor
+    opened for appending, so a crash never tears a line or loses the lines before it, and a long
+    run's log costs what it holds, not its square. A device such as /dev/null is written in
+    place."""
+
+    def __init__(self, path, lines=()):
+        self.path = path
+        write_text(path, ''.join(line + '\n' for line in lines))
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+
+    def write(self, line):
+        data = (line + '\n').encode('utf-8')
+        while data:      # a pipe may take part of it
+            data = data[os.write(self._fd, data):]
+
+    def close(self):
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

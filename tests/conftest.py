@@ -1,11 +1,8 @@
-"""Put the repository root on sys.path: the package is used from the clone, not installed."""
+"""Shared test helpers. The package is imported from the checkout (pytest runs from it) or from
+an installation; nothing here changes sys.path."""
 import os
-import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
-
 TRAIN_SCRIPT = os.path.join(REPO, 'scripts', 'train.py')
 
 

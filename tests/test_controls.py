@@ -1,15 +1,19 @@
 """Controls beyond the book, each checked by its numerical effect."""
+import os
+
 import numpy as np
 import mxnet as mx
 import pytest
 from mxnet import nd
 from PIL import Image
 
-from styletransfer import colors
+from styletransfer import colors, device
 from styletransfer.vgg import features, weights
 from styletransfer.cli import train
-from styletransfer.config import Config, Stage, parse_style_blend
 from styletransfer.errors import StyleTransferError
+from styletransfer.inputs import Inputs, parse_style_blend
+from styletransfer.settings import Settings, Stage
+from styletransfer.vgg.network import Network
 from styletransfer.images import Normalizer
 from styletransfer.losses import compute_losses, gram, style_loss
 from styletransfer.gatys.optimise import initial_image, targets
@@ -46,13 +50,13 @@ def test_style_blend_mixes_gram_matrices_with_normalised_weights(extractor):
     for m, x, y in zip(mixed, ga, gb):
         assert m.context == CTX
         assert close(m, 0.7 * x + 0.3 * y)
-    config = Config(style_blend=parse_style_blend('a.jpg:7,b.jpg:3'))
-    assert config.styles == (('a.jpg', 0.7), ('b.jpg', 0.3))
+    inputs = Inputs('c.jpg', style_blend='a.jpg:7,b.jpg:3')
+    assert inputs.styles == (('a.jpg', 0.7), ('b.jpg', 0.3))
     assert parse_style_blend('x.png') == (('x.png', 1.0),)
-    with pytest.raises(StyleTransferError):
+    with pytest.raises(StyleTransferError, match='style_blend'):
         parse_style_blend('a.jpg:heavy')
-    with pytest.raises(StyleTransferError):
-        Config(style_blend=(('a', 0.0), ('b', 0.0))).validate()
+    with pytest.raises(StyleTransferError, match='style_blend'):
+        Inputs('c.jpg', style_blend=(('a', 0.0), ('b', 0.0)))
 
 
 def test_style_scale_resizes_the_style_relative_to_the_stage(extractor):
@@ -64,8 +68,9 @@ def test_style_scale_resizes_the_style_relative_to_the_stage(extractor):
         assert close(g, gram(y))
     _, _, plain = targets(extractor, norm, picture(0), style, 48, 32)
     assert not close(plain[0], scaled[0], rtol=1e-2)
-    with pytest.raises(StyleTransferError):   # 32 px * 0.25 = 8 px: too small for conv5_1
-        Config(stages=(Stage(48, 32, 1, 1),), style_scale=0.25).validate()
+    with pytest.raises(StyleTransferError) as e:   # 32 px * 0.25 = 8: too small for conv5_1
+        Settings(stages=(Stage(48, 32, 1, 1),), style_scale=0.25).check_network(Network())
+    assert e.value.field == 'style_scale'
 
 
 def test_histogram_matching_gives_the_style_the_content_colour_statistics():
@@ -101,18 +106,16 @@ def test_luminance_mode_keeps_the_content_chroma_and_the_result_luminance():
 def test_initial_image_content_noise_path_and_blend():
     norm = Normalizer(CTX)
     content_x = norm.preprocess(picture(0), 48, 32)
-    base = Config(seed=5)
-    assert initial_image(base, norm, content_x, None, 48, 32) is content_x
-    noise = initial_image(base.replace(init='noise'), norm, content_x, None, 48, 32)
-    again = initial_image(base.replace(init='noise'), norm, content_x, None, 48, 32)
-    other = initial_image(base.replace(init='noise', seed=6), norm, content_x, None, 48, 32)
+    def start(kind, ratio=0.0, seed=5, given=None):
+        return initial_image(kind, given, ratio, seed, norm, content_x, 48, 32)
+    assert start('content') is content_x
+    noise, again, other = start('noise'), start('noise'), start('noise', seed=6)
     assert noise.context == CTX and noise.shape == content_x.shape
     assert close(noise, again) and not close(noise, other, rtol=0.1)
-    half = initial_image(base.replace(noise_ratio=0.25), norm, content_x, None, 48, 32)
+    half = start('content', ratio=0.25)
     assert close(half, 0.75 * content_x + 0.25 * noise)
     given = picture(9)
-    from_path = initial_image(base.replace(init='x.png'), norm, content_x, given, 48, 32)
-    assert close(from_path, norm.preprocess(given, 48, 32))
+    assert close(start('picture', given=given), norm.preprocess(given, 48, 32))
 
 
 def test_per_layer_style_weights(extractor):
@@ -120,14 +123,14 @@ def test_per_layer_style_weights(extractor):
     contents, styles = extractor.split(extractor(x))
     _, grams = extractor.split(extractor(Normalizer(CTX).preprocess(picture(1), 48, 32)))
     grams = [gram(y) for y in grams]
-    config = Config(style_layer_weights=(0, 2, 0, 0, 0))
-    assert config.layer_style_weights == (0, 2000, 0, 0, 0)
-    losses = compute_losses(x, contents, styles, contents, grams, 1, config.layer_style_weights,
-                            10)
+    settings = Settings(style_layer_weights='0,2,0,0,0')
+    assert settings.layer_style_weights(5) == (0, 2000, 0, 0, 0)
+    losses = compute_losses(x, contents, styles, contents, grams, 1,
+                            settings.layer_style_weights(5), 10)
     expected = 2000 * style_loss(styles[1], grams[1]).asscalar()
     assert losses.style.asscalar() == pytest.approx(expected, rel=1e-5)
-    with pytest.raises(StyleTransferError):
-        Config(style_layer_weights=(1, 2)).validate()
+    with pytest.raises(StyleTransferError, match='style_layer_weights'):
+        Settings(style_layer_weights=(1, 2)).check_network(Network())
 
 
 def test_average_pooling_replaces_max_pooling(vgg):
@@ -228,8 +231,21 @@ def test_region_option_through_the_train_script(tmp_path, monkeypatch):
     assert code == 2
 
 
-def test_bfloat16_network_stays_close_to_float32_and_keeps_float32_losses(vgg, tmp_path,
-                                                                          monkeypatch, capsys):
+def test_bfloat16_where_the_cpu_runs_it_and_a_clean_refusal_where_it_does_not(
+        vgg, tmp_path, monkeypatch, capsys):
+    """Both kinds of CPU run this: with AVX-512, bfloat16 gives numbers close to float32's;
+    without it (AVX2 only), asking for it is refused with one line before anything runs."""
+    monkeypatch.chdir(tmp_path)
+    Image.fromarray(picture(1)).save('c.png')
+    Image.fromarray(picture(2)).save('s.png')
+    args = ['c.png', 's.png', '--weights', 'random', '--stage', '48x32:4:2', '--dtype',
+            'bfloat16']
+    if not device.bfloat16_supported():
+        assert train.main([*args, '--ctx', 'cpu:1']) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and '--dtype bfloat16 needs a CPU with AVX-512' in err[0]
+        assert not os.path.exists('c-s-random-weights.png')
+        return
     bf16 = features.build_extractor(vgg, CONTENT, STYLE, CTX, dtype='bfloat16')
     fp32 = features.build_extractor(vgg, CONTENT, STYLE, CTX)
     x = Normalizer(CTX).preprocess(picture(0), 48, 32)
@@ -246,13 +262,37 @@ def test_bfloat16_network_stays_close_to_float32_and_keeps_float32_losses(vgg, t
         loss = nd.add_n(*[o.square().mean() for o in bf16(y)])
     loss.backward()
     assert float(nd.abs(y.grad).sum().asscalar()) > 0
+    assert train.main([*args, '--ctx', 'cpu:1']) == 0
+    assert os.path.exists('c-s-random-weights.png')
+
+
+def test_bfloat16_refused_on_a_cpu_without_it_and_on_a_gpu(tmp_path, monkeypatch, capsys):
+    """The branch the machine running the tests may not take: the CPU probe says no."""
     monkeypatch.chdir(tmp_path)
     Image.fromarray(picture(1)).save('c.png')
     Image.fromarray(picture(2)).save('s.png')
     args = ['c.png', 's.png', '--weights', 'random', '--stage', '48x32:4:2', '--dtype',
             'bfloat16']
-    assert train.main([*args, '--ctx', 'cpu:1']) == 0
+    monkeypatch.setattr(device, 'bfloat16_supported', lambda: False)
+    assert train.main([*args, '--ctx', 'cpu:1']) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ['train.py: error: --dtype bfloat16 needs a CPU with AVX-512 (oneDNN has no '
+                   'bfloat16 kernels for this one); use float32']
+    assert sorted(os.listdir('.')) == ['c.png', 's.png']
     # No GPU here: pretend one answered, to reach the refusal that comes before any GPU work.
-    monkeypatch.setattr(train, 'resolve_ctx', lambda spec: (mx.gpu(0), 'as asked'))
+    monkeypatch.setattr(device, 'resolve_ctx', lambda spec: (mx.gpu(0), 'as asked'))
     assert train.main([*args, '--ctx', 'gpu:0', '-o', 'g.png']) == 2
     assert 'CPU only' in capsys.readouterr().err
+
+
+def test_the_cpu_probe_reads_the_flags_and_probes_only_in_between(monkeypatch):
+    calls = []
+    monkeypatch.setattr(device.subprocess, 'run', lambda *a, **k: calls.append(a) or
+                        type('Done', (), {'returncode': 0})())
+    for flags, expected in (({'avx2', 'avx512f', 'avx512_bf16'}, True), ({'avx2', 'fma'}, False),
+                            ({'avx2', 'avx512f', 'avx512bw'}, True)):
+        device.bfloat16_supported.cache_clear()
+        monkeypatch.setattr(device, 'cpu_flags', lambda: flags)
+        assert device.bfloat16_supported() is expected
+    assert len(calls) == 1      # only AVX-512 without BF16 needs the subprocess
+    device.bfloat16_supported.cache_clear()

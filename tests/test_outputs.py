@@ -2,10 +2,12 @@
 may write anywhere) and a full disk; and what --ctx auto says."""
 import collections
 import os
+import sys
 
 import numpy as np
 from PIL import Image
 
+from styletransfer import outputs
 from styletransfer.cli import train
 
 ARGS = ['--weights', 'random', '--ctx', 'cpu:1', '--stage', '48x32:2:1']
@@ -34,7 +36,7 @@ def test_output_folder_not_writable(tmp_path, monkeypatch, capsys):
 def test_full_disk_refused_before_the_run(tmp_path, monkeypatch, capsys):
     inputs = images(tmp_path)
     usage = collections.namedtuple('usage', 'total used free')
-    monkeypatch.setattr(train.shutil, 'disk_usage', lambda p: usage(10 ** 9, 10 ** 9, 1000))
+    monkeypatch.setattr(outputs.shutil, 'disk_usage', lambda p: usage(10 ** 9, 10 ** 9, 1000))
     assert train.main([*inputs, *ARGS, '-o', str(tmp_path / 'x.png')]) == 2
     err = capsys.readouterr().err
     assert 'MB free' in err and 'need about' in err
@@ -51,19 +53,21 @@ def test_ctx_auto_says_what_it_chose(tmp_path, monkeypatch, capsys):
 
 def test_progress_bar_on_a_terminal_never_reaches_the_log(tmp_path, monkeypatch, capsys):
     inputs = images(tmp_path)
-    monkeypatch.setattr(train.sys.stderr, 'isatty', lambda: True, raising=False)
+    monkeypatch.setattr(sys.stderr, 'isatty', lambda: True, raising=False)
     log = tmp_path / 'run.log'
     args = [*inputs, '--weights', 'random', '--ctx', 'cpu:1', '--stage', '48x32:6:3',
             '--stage', '64x48:4:2', '--log-every', '3', '--log-file', str(log),
             '-o', str(tmp_path / 'x.png')]
     assert train.main(args) == 0
     captured = capsys.readouterr()
-    bars = [b for b in captured.err.split('\r\x1b[K') if b.startswith('stage')]
-    assert len(bars) == 10                      # one per iteration of both stages
-    assert bars[0].startswith('stage 1/2 [') and '1/6' in bars[0] and 'left' in bars[0]
-    assert bars[-1].startswith('stage 2/2 [') and '4/4' in bars[-1]
+    # tqdm redraws the bar in place with carriage returns: one drawing per iteration
+    bars = [b for b in captured.err.split('\r') if b.startswith('stage')]
+    first = [b for b in bars if b.startswith('stage 1/2 |')]
+    second = [b for b in bars if b.startswith('stage 2/2 |')]
+    assert any(' 1/6 ' in b and 'left' in b and 'style' in b for b in first)
+    assert any(' 6/6 ' in b for b in first) and any(' 4/4 ' in b for b in second)
     assert '\r' not in log.read_text() and '\x1b' not in log.read_text()
-    assert '\r' not in captured.out
+    assert '\r' not in captured.out and 'stage 1/2 |' not in captured.out
     assert train.main(args[:-2] + ['--no-progress', '--overwrite', '-o',
                                    str(tmp_path / 'y.png')]) == 0
     assert '\r' not in capsys.readouterr().err

@@ -10,7 +10,7 @@ from PIL import Image
 from styletransfer import report as pictures
 from styletransfer.report import (SHEET_CAPTION_HEIGHT, SHEET_GAP, SHEET_LABEL_HEIGHT,
                                     contact_sheet, plot_losses)
-from styletransfer.progress import Progress
+from styletransfer.events import Progress
 
 STAGE_SIZES = [(60, 150, 100), (40, 225, 150)]  # (iterations, width, height)
 ZERO_TV_AT = (2, 10)                             # (stage, iteration) whose TV loss is 0
@@ -25,9 +25,10 @@ def synthetic_history():
             style = 10.0 + 5000.0 * decay
             tv = 0.0 if (stage, i) == ZERO_TV_AT else 2.0 + 3.0 * decay
             history.append(Progress(stage=stage, stages=len(STAGE_SIZES), iteration=i,
-                                    iterations=iterations, lr=0.1, content=content, style=style,
-                                    tv=tv, total=content + style + tv, seconds=0.01,
-                                    width=width, height=height))
+                                    iterations=iterations, width=width, height=height, lr=0.1,
+                                    new_lr=None,
+                                    terms={'content': content, 'style': style, 'tv': tv},
+                                    total=content + style + tv, seconds=0.01))
     return history
 
 

@@ -65,8 +65,9 @@ def test_stop_with_signal_then_resume_matches_uninterrupted(tmp_path, inputs, si
     assert (tmp_path / 'part.ckpt').exists()
     assert pixels(tmp_path / 'part-interrupted.png').shape == (32, 48, 3)
     assert not (tmp_path / 'part.png').exists()
-    saved = checkpoint.load(str(tmp_path / 'part.ckpt'))
+    saved, extra = checkpoint.load(str(tmp_path / 'part.ckpt'))
     assert saved.stage == 1 and 20 < saved.next_iteration < 60
+    assert extra['log_every'] == 10 and extra['output'] == str(tmp_path / 'part.png')
 
     resumed = run_cli(['--resume', 'part.ckpt', '--ctx', 'cpu:1'], tmp_path)
     assert resumed.returncode == 0, resumed.stderr
@@ -80,8 +81,8 @@ def test_periodic_and_between_stage_checkpoints(tmp_path, inputs, monkeypatch):
     copies.mkdir()
     real_save = checkpoint.save
 
-    def recording_save(path, state):
-        real_save(path, state)
+    def recording_save(path, state, extra=None):
+        real_save(path, state, extra)
         saves.append((state.stage, state.next_iteration))
         shutil.copy(path, copies / ('%d-%d.ckpt' % (state.stage, state.next_iteration)))
     monkeypatch.setattr(checkpoint, 'save', recording_save)
@@ -100,11 +101,46 @@ def test_periodic_and_between_stage_checkpoints(tmp_path, inputs, monkeypatch):
 def test_resume_refuses_options_that_change_the_run(tmp_path, inputs, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / 'x.ckpt').write_bytes(b'whatever')
-    assert train.main(['--resume', 'x.ckpt', '--stage', '64x64:10:5']) == 2
-    assert '--stage' in capsys.readouterr().err
     assert train.main(['--resume', 'x.ckpt', '--ctx', 'cpu:1']) == 2
     err = capsys.readouterr().err
     assert 'x.ckpt' in err and 'not a checkpoint' in err and 'Traceback' not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_resume_accepts_the_runs_own_options_and_names_one_that_differs(tmp_path, midway,
+                                                                        monkeypatch, capsys):
+    run, mid = midway
+    monkeypatch.chdir(run)
+    same = ['content.png', 'style.png', '--weights', 'random', '--stage', '48x32:20:10']
+    for changed, option in ((['--stage', '48x32:20:5'], '--stage'), (['--tv-weight', '3'],
+                            '--tv-weight'), (['--seed', '4'], '--seed'),
+                            (['--log-every', '7'], '--log-every')):
+        assert train.main(same + changed + ['--resume', str(mid), '--ctx', 'cpu:1']) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and option + ' differs' in err[0], err
+    assert train.main(['style.png', 'content.png', '--resume', str(mid)]) == 2
+    assert 'drop CONTENT and STYLE' in capsys.readouterr().err
+    # The same command line as the run's own, with --resume added: accepted.
+    assert train.main(same + ['-o', 'out.png', '--resume', str(mid), '--ctx', 'cpu:1']) == 0
+    assert pixels(run / 'out.png').shape == (32, 48, 3)
+
+
+def test_checkpoints_of_another_kind_or_version_are_refused(tmp_path, capsys, monkeypatch):
+    import json
+    import zipfile
+    monkeypatch.chdir(tmp_path)
+    for name, meta in (('old.ckpt', {'format': 'styletransfer-checkpoint-1'}),
+                       ('other.ckpt', {'format': checkpoint.FORMAT, 'kind': 'nonsense'})):
+        with zipfile.ZipFile(name, 'w') as z:
+            z.writestr('meta.json', json.dumps(meta))
+            z.writestr('arrays.npz', b'')
+        assert train.main(['--resume', name]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and name in err[0], err
+    with open('cut.ckpt', 'wb') as f:
+        f.write(open(os.path.join(REPO, 'README.md'), 'rb').read()[:100])
+    assert train.main(['--resume', 'cut.ckpt']) == 2
+    assert 'not a checkpoint' in capsys.readouterr().err
 
 
 def test_divergence_keeps_last_finite_image(tmp_path, inputs, capsys, monkeypatch):
@@ -175,13 +211,14 @@ def test_atomic_write_to_a_pipe_writes_into_it(tmp_path):
 
 
 def test_an_unexpected_error_mid_run_keeps_the_best_image(tmp_path, inputs, monkeypatch):
-    real = train.TrainingRun._iteration
+    from styletransfer.gatys import optimise
+    real = optimise.AdamSteps.step
 
-    def failing(self, event, stop):
-        if event.stage == 1 and event.iteration == 30:
+    def failing(self, i, best_total):
+        if i == 30:
             raise RuntimeError('something inside MXNet broke')
-        return real(self, event, stop)
-    monkeypatch.setattr(train.TrainingRun, '_iteration', failing)
+        return real(self, i, best_total)
+    monkeypatch.setattr(optimise.AdamSteps, 'step', failing)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(RuntimeError):
         train.main([*inputs, *SCHEDULE, '-o', 'out.png'])
@@ -200,8 +237,8 @@ def midway(tmp_path, inputs, monkeypatch):
         shutil.copy(path, run)
     real_save = checkpoint.save
 
-    def keep_first(path, state):
-        real_save(path, state)
+    def keep_first(path, state, extra=None):
+        real_save(path, state, extra)
         if not (tmp_path / 'mid.ckpt').exists():
             shutil.copy(path, tmp_path / 'mid.ckpt')
     monkeypatch.setattr(checkpoint, 'save', keep_first)
@@ -246,13 +283,14 @@ def test_atomic_write_to_dev_stdout_when_it_is_a_pipe(tmp_path):
     assert done.stdout == 'to the pipe\n'
 
 
-def test_resume_command_names_the_train_script_when_another_script_ran_it(monkeypatch):
-    monkeypatch.setattr(sys, 'argv', [os.path.join(REPO, 'scripts', 'gallery.py')])
-    assert train._this_command() == [sys.executable, TRAIN]
-    monkeypatch.setattr(sys, 'argv', [TRAIN])
-    assert train._this_command() == [sys.executable, TRAIN]
-    monkeypatch.setattr(sys, 'argv', [train.__file__])
-    assert train._this_command() == [sys.executable, '-m', 'styletransfer.cli.train']
+def test_the_resume_command_is_how_the_tool_was_started(monkeypatch):
+    from styletransfer.cli import main as cli_main
+    monkeypatch.setattr(sys, 'argv', ['/usr/local/bin/styletransfer', 'train'])
+    assert cli_main._this_command() == ['/usr/local/bin/styletransfer']
+    monkeypatch.setattr(sys, 'argv', [os.path.join(REPO, 'styletransfer', '__main__.py')])
+    assert cli_main._this_command() == [sys.executable, '-m', 'styletransfer']
+    monkeypatch.setattr(sys, 'argv', [os.path.join(REPO, 'docs', 'gallery.py')])
+    assert cli_main._this_command() == [sys.executable, '-m', 'styletransfer']
 
 
 def test_resume_after_the_run_folder_was_moved(tmp_path, midway, monkeypatch):

@@ -384,82 +384,6 @@ def test_debug_shows_the_exception(tmp_path, images):
         main(list(images) + ['--ctx', 'bogus', '--debug', '-o', str(tmp_path / 'o.png')])
 
 
-# ------------------------------------------------------- the core pipeline on its context
-
-def test_pipeline_hands_on_arrays_on_the_runs_context():
-    from mxnet import image as mximage, nd
-    from styletransfer.vgg import features, weights
-    from styletransfer.config import Config, Stage
-    from styletransfer.images import RGB_MEAN, RGB_STD, Normalizer
-    from styletransfer.gatys.optimise import targets, transfer
-    from styletransfer.progress import Progress, StageEnd
-
-    content, style = picture(40, 30, 1), picture(30, 45, 2)
-    vgg = weights.load('random', 28, 0)
-    extractor = features.build_extractor(vgg, (25,), (0, 5, 10, 19, 28), CTX)
-    normalizer = Normalizer(CTX)
-    assert normalizer.mean.context == CTX and normalizer.std.context == CTX
-
-    x = normalizer.preprocess(content, 32, 24)
-    assert x.context == CTX and x.shape == (1, 3, 24, 32)
-    resized = mximage.imresize(nd.array(content, dtype='uint8'), 32, 24).asnumpy() / 255.0
-    expected = ((resized - np.array(RGB_MEAN)) / np.array(RGB_STD)).transpose(2, 0, 1)[None]
-    np.testing.assert_allclose(x.asnumpy(), expected, rtol=1e-5, atol=1e-5)
-    back = normalizer.postprocess(x)
-    assert back.context == CTX
-    np.testing.assert_allclose(back.asnumpy(), resized, atol=1e-5)
-
-    content_x, contents, grams = targets(extractor, normalizer, content, style, 32, 24)
-    assert content_x.context == CTX
-    assert [c.context for c in contents] == [CTX]
-    assert [g.context for g in grams] == [CTX] * 5
-    assert [g.shape for g in grams] == [(64, 64), (128, 128), (256, 256), (512, 512),
-                                         (512, 512)]
-
-    config = Config(stages=(Stage(32, 24, 4, 2), Stage(48, 36, 3, 1)), weights='random')
-    events = []
-    for event in transfer(extractor, normalizer, content, style, config, CTX):
-        if isinstance(event, Progress):
-            assert event.image.context == CTX and event.best.context == CTX
-            # the image moves on in place: keep copies
-            event = (event, event.image.asnumpy(), event.best.asnumpy())
-        else:
-            assert isinstance(event, StageEnd)
-            assert event.picture.context == CTX
-        events.append(event)
-    progress = [e for e in events if isinstance(e, tuple)]
-    ends = [e for e in events if isinstance(e, StageEnd)]
-    assert [(p.stage, p.iteration) for p, _, _ in progress] == [
-        (1, 0), (1, 1), (1, 2), (1, 3), (2, 0), (2, 1), (2, 2)]
-    assert isinstance(events[4], StageEnd) and isinstance(events[-1], StageEnd)
-    assert [e.picture.shape for e in ends] == [(24, 32, 3), (36, 48, 3)]
-    for e in ends:
-        values = e.picture.asnumpy()
-        assert values.min() >= 0 and values.max() <= 1
-    # the book's schedule: lr decays after iteration 2 (stage 1, every 2) and 1, 2 (every 1)
-    assert [p.lr for p, _, _ in progress] == pytest.approx([1e-2, 1e-2, 1e-2, 1e-3,
-                                                            1e-2, 1e-2, 1e-3])
-    assert [p.new_lr for p, _, _ in progress] == [None, None, pytest.approx(1e-3), None,
-                                                   None, pytest.approx(1e-3),
-                                                   pytest.approx(1e-4)]
-    # iteration 0 of stage 1 reports the content image itself: no content loss
-    first, first_image, first_best = progress[0]
-    assert first.content == pytest.approx(0, abs=1e-5)
-    np.testing.assert_allclose(first_best, content_x.asnumpy(), atol=1e-6)
-    # stage 2 starts from stage 1's result: postprocessed, times 255, resized, normalised
-    stage1_result = ends[0].picture.asnumpy()
-    up = mximage.imresize(nd.array(stage1_result * 255), 48, 36).asnumpy() / 255.0
-    start2 = ((up - np.array(RGB_MEAN)) / np.array(RGB_STD)).transpose(2, 0, 1)[None]
-    second, _, second_best = progress[4]
-    np.testing.assert_allclose(second_best, start2, rtol=1e-4, atol=1e-4)
-    assert second.content > 0
-    # the stage result is the image after the last update
-    last_image = progress[3][1]
-    np.testing.assert_allclose(
-        stage1_result, np.clip(last_image[0].transpose(1, 2, 0) * np.array(RGB_STD)
-                               + np.array(RGB_MEAN), 0, 1), atol=1e-5)
-
-
 # ------------------------------------------------- numbers that fail only later, refused now
 
 def test_learning_rate_decaying_below_what_adam_takes_refused(tmp_path, images, capsys):
@@ -484,28 +408,36 @@ def test_style_blend_weights_that_are_not_finite_refused(tmp_path, images, capsy
 
 
 def test_threads_from_the_environment(monkeypatch):
-    from types import SimpleNamespace
+    from styletransfer import device
     from styletransfer.errors import StyleTransferError
-    no_flag = SimpleNamespace(threads=None)
     cores = len(os.sched_getaffinity(0))
     monkeypatch.setenv('OMP_NUM_THREADS', '')
-    assert cli_train._set_threads(no_flag) == cores
+    assert device.set_threads() == cores
     monkeypatch.setenv('OMP_NUM_THREADS', ' 3 ')
-    assert cli_train._set_threads(no_flag) == 3
+    assert device.set_threads() == 3
     # OpenMP's nested form is valid OpenMP, but MXNet 1.9.1 aborts on it when it loads.
     for bad in ('abc', '0', '-2', '3,1', '4, 2'):
         monkeypatch.setenv('OMP_NUM_THREADS', bad)
         with pytest.raises(StyleTransferError, match='OMP_NUM_THREADS'):
-            cli_train._set_threads(no_flag)
-    with pytest.raises(StyleTransferError, match='--threads'):
-        cli_train._set_threads(SimpleNamespace(threads=100000))
-    assert cli_train._set_threads(SimpleNamespace(threads=2)) == 2
+            device.set_threads()
+    with pytest.raises(StyleTransferError, match='threads must be 1..') as e:
+        device.set_threads(100000)
+    assert e.value.field == 'threads'
+    assert device.set_threads(2) == 2
+
+
+def test_threads_option_is_checked_before_anything_else(tmp_path, images, capsys):
+    message = refused(capsys, list(images) + QUICK + ['--threads', '100000',
+                                                      '-o', str(tmp_path / 'o.png')])
+    assert message.startswith('train.py: error: --threads must be 1..')
 
 
 def test_ctrl_c_while_loading_is_one_line(monkeypatch, capsys):
-    def interrupted(args):
+    from styletransfer import device
+
+    def interrupted(threads):
         raise KeyboardInterrupt
-    monkeypatch.setattr(cli_train, '_train', interrupted)
+    monkeypatch.setattr(device, 'set_threads', interrupted)
     assert cli_train.main(['--weights', 'random']) == 130
     captured = capsys.readouterr()
     assert captured.err.strip() == 'train.py: interrupted' and 'Traceback' not in captured.err

@@ -1,13 +1,30 @@
-"""What the command-line tools share."""
+"""What the command-line tools share: the one-line error, argument parsing that returns instead
+of exiting, and the option names of the library's fields."""
+import re
 import sys
 
 # Exit status for input refused before any work: one line on stderr says why.
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+# Library fields whose option is not simply the field with dashes.
+OPTION_NAMES = {'stages': '--stage'}
+
+
+def option_name(field):
+    return OPTION_NAMES.get(field, '--' + field.replace('_', '-'))
 
 
 def refuse(prog, message):
-    """Print `PROG: error: MESSAGE` on stderr; return EXIT_BAD_INPUT for main to return."""
-    print('%s: error: %s' % (prog, message), file=sys.stderr)
+    """Print `PROG: error: MESSAGE` on stderr; return EXIT_BAD_INPUT for main to return. A
+    StyleTransferError that names its field has the field's first mention put in the command
+    line's words (content_weight -> --content-weight)."""
+    text = str(message)
+    field = getattr(message, 'field', None)
+    if field:
+        text = re.sub(r'(?<![\w-])%s(?!\w)' % re.escape(field), option_name(field), text,
+                      count=1)
+    print('%s: error: %s' % (prog, text), file=sys.stderr)
     return EXIT_BAD_INPUT
 
 

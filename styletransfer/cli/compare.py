@@ -8,12 +8,11 @@ import codecs
 
 from styletransfer import booklog
 from styletransfer.cli.common import parse_args, refuse
+from styletransfer.errors import StyleTransferError
 
 PROG = 'compare_logs.py'
 
 
-class BadInput(Exception):
-    pass
 
 
 def _read_text(path):
@@ -23,7 +22,7 @@ def _read_text(path):
         with open(path, 'rb') as f:
             data = f.read()
     except OSError as error:
-        raise BadInput('cannot read %s: %s' % (path, error.strerror or error)) from None
+        raise StyleTransferError('cannot read %s: %s' % (path, error.strerror or error)) from None
     encodings = (('utf-16',) if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
                  else ('utf-8-sig', 'gb18030'))
     for encoding in encodings:
@@ -31,20 +30,20 @@ def _read_text(path):
             return data.decode(encoding)
         except UnicodeDecodeError:
             pass
-    raise BadInput('cannot read %s: not a text file' % path)
+    raise StyleTransferError('cannot read %s: not a text file' % path)
 
 
 def _load(path):
     stages = booklog.parse_log(_read_text(path))
     if not any(stage.entries for stage in stages):
-        raise BadInput('no loss log lines in %s (expected lines like "%s")'
+        raise StyleTransferError('no loss log lines in %s (expected lines like "%s")'
                        % (path, booklog.format_epoch(50, 10.11, 29.39, 3.46, 0.03)))
     return stages
 
 
-def build_parser():
+def build_parser(prog=PROG):
     parser = argparse.ArgumentParser(
-        prog=PROG,
+        prog=prog,
         description='Compare the loss log of a style-transfer run with a reference log, by '
                     'default the d2l-zh book\'s (chapter 9.11) together with its six-run spread.')
     parser.add_argument('ours', metavar='OURS', help='our log (English or Chinese lines)')
@@ -57,20 +56,20 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
-    args, code = parse_args(build_parser(), argv)
+def main(argv=None, prog=PROG):
+    args, code = parse_args(build_parser(prog), argv)
     if args is None:
         return code
     if not args.rel_tol >= 0:       # also rejects nan
-        return refuse(PROG, '--rel-tol must be a number >= 0, not %s' % args.rel_tol)
+        return refuse(prog, '--rel-tol must be a number >= 0, not %s' % args.rel_tol)
     try:
         ours = _load(args.ours)
         if args.reference is None:
             reference, spread = booklog.load_book_reference(), booklog.load_book_spread()
         else:
             reference, spread = _load(args.reference), None
-    except BadInput as error:
-        return refuse(PROG, error)
+    except StyleTransferError as error:
+        return refuse(prog, error)
     comparison = booklog.compare(ours, reference, rel_tol=args.rel_tol, spread=spread)
     print('ours:      %s' % args.ours)
     print('reference: %s' % (args.reference or 'the d2l-zh book, chapter 9.11 (%s)'

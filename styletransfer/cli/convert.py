@@ -27,9 +27,9 @@ def _classifier_share():
     return round(100 * (total - values(convert.expected_parameters(features_only=True))) / total)
 
 
-def build_parser():
+def build_parser(prog=PROG):
     parser = argparse.ArgumentParser(
-        prog=PROG,
+        prog=prog,
         description='Convert torchvision\'s VGG-19 checkpoint (%s, the file torch.hub caches, or '
                     'any .pth holding a torchvision vgg19 state dict) into a Gluon .params file '
                     'for train.py --weights. torch is not needed, and the .pth is read without '
@@ -58,15 +58,15 @@ def format_report(result, output, features_only):
     return line
 
 
-def main(argv=None):
-    args, code = parse_args(build_parser(), argv)
+def main(argv=None, prog=PROG):
+    args, code = parse_args(build_parser(prog), argv)
     if args is None:
         return code
     try:
         result = convert.convert(args.input, args.output, features_only=args.features_only,
                                  overwrite=args.overwrite)
     except StyleTransferError as error:
-        return refuse(PROG, error)
+        return refuse(prog, error)
     print(convert.describe_input(args.input, result.sha256))
     print(format_report(result, args.output, args.features_only))
     if result.ignored and not args.features_only:

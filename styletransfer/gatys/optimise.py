@@ -1,20 +1,20 @@
-"""The optimisation: one stage of Adam (the book's) or L-BFGS on the generated image, then the
-coarse-to-fine driver.
+"""The pieces of the book's optimisation: each stage's targets, its starting image, and one
+step of Adam (the book's) or L-BFGS on the generated image. The loop that drives them, keeps the
+best image and reports progress is the run's (`stylizer.Run`).
 
-Both are generators: they yield a `Progress` after every iteration and a `StageEnd` after every
-stage, and leave printing, saving and stopping to the caller.
+Both steppers share one protocol: `step(i, best_total)` evaluates the losses of the image
+iteration i starts from, computes its gradient and updates the image; it returns the weighted
+[content, style, tv, total] of the evaluated image, a numpy copy of that image when its total is
+below `best_total` (else None), the learning rate used (None for L-BFGS), the one set after the
+step if it changed, and whether the image moved.
 """
-import time
-
 import numpy as np
 from mxnet import autograd, gluon, nd
 
-from ..checkpoint import restore_trainer
-from .lbfgs import LBFGS
-from ..vgg.layers import feature_size
 from ..losses import Region, gram
+from ..vgg.layers import feature_size
+from .lbfgs import LBFGS
 from .objective import Objective
-from ..progress import Progress, StageEnd
 
 
 class GeneratedImage(gluon.Block):
@@ -72,22 +72,29 @@ def region_targets(extractor, normalizer, content_img, regions, width, height,
     return content_x, contents, out
 
 
-def initial_image(config, normalizer, content_x, init_img, width, height):
+def initial_image(init_kind, init_picture, noise_ratio, seed, normalizer, content_x, width,
+                  height):
     """Stage 1's starting image: the content (the book), noise or a given picture, with
-    `config.noise_ratio` of seeded uniform noise blended in."""
-    if config.init == 'content':
+    `noise_ratio` of seeded uniform noise blended in."""
+    if init_kind == 'content':
         base = content_x
-    elif config.init == 'noise':
+    elif init_kind == 'noise':
         base = None
     else:
-        base = normalizer.preprocess(init_img, width, height)
-    ratio = 1.0 if base is None else config.noise_ratio
+        base = normalizer.preprocess(init_picture, width, height)
+    ratio = 1.0 if base is None else noise_ratio
     if ratio == 0:
         return base
-    rng = np.random.RandomState(config.seed)
+    rng = np.random.RandomState(seed)
     noise = normalizer.preprocess(rng.uniform(0, 255, (height, width, 3)).astype(np.float32),
                                   width, height)
     return noise if base is None else (1 - ratio) * base + ratio * noise
+
+
+def hand_over(normalizer, previous, width, height):
+    """The next stage's starting image from the previous stage's: postprocessed, times 255,
+    resized and normalised (the book's hand-over, without 8-bit rounding)."""
+    return normalizer.preprocess(normalizer.postprocess(previous) * 255, width, height)
 
 
 def _losses_and_gradient(objective, x):
@@ -100,89 +107,105 @@ def _losses_and_gradient(objective, x):
     return nd.concat(*losses, dim=0).asnumpy().tolist()
 
 
-def build_objective(extractor, content_targets, style_grams, config):
+def build_objective(extractor, content_targets, style_targets, settings):
     """The stage's `objective.Objective`, hybridised (one per stage: its size is fixed)."""
-    objective = Objective(extractor, content_targets, style_grams, config.content_weight,
-                          config.layer_style_weights, config.tv_weight)
+    objective = Objective(extractor, content_targets, style_targets, settings.content_weight,
+                          settings.layer_style_weights(len(extractor.style_layers)),
+                          settings.tv_weight)
     objective.hybridize(static_alloc=True, static_shape=True)
     return objective
 
 
-def optimise_stage(objective, init, stage, config, ctx, number=1, count=1, resume=None):
-    """Run one stage's iterations from `init` (1x3xHxW) on `objective` (see `build_objective`);
-    yields Progress per iteration.
+class AdamSteps:
+    """The book's loop: the losses reported for iteration i are those of the image before its
+    update, and after the update of iteration i (i > 0, i a multiple of the decay interval) the
+    learning rate is multiplied by `lr_decay`. `resume` (the dict `state()` gave) continues
+    with the same Adam moments, update count and rate, so the run goes on exactly."""
 
-    Follows the book's loop: the losses reported for iteration i are those of the image before
-    its update, and after the update of iteration i (i > 0, i a multiple of the decay interval)
-    the learning rate is multiplied by `config.lr_decay`. With `resume` (a Checkpoint of this
-    stage) it continues from the checkpoint's image, Adam state and iteration instead.
-    """
-    image = GeneratedImage(init.shape)
-    image.initialize(ctx=ctx)
-    image.weight.set_data(init)
-    trainer = gluon.Trainer(image.collect_params(), 'adam', {'learning_rate': stage.lr})
-    best, best_total, start = None, float('inf'), 0
-    if resume is not None:
-        image.weight.set_data(resume.image)
-        restore_trainer(trainer, resume.trainer_states)
-        best, best_total, start = resume.best, resume.best_total, resume.next_iteration
-    plateau = Plateau(config.stop_rtol, config.stop_window)
-    for i in range(start, stage.iterations):
-        started = time.perf_counter()
-        x = image()
-        content, style, tv, total = _losses_and_gradient(objective, x)
-        if total < best_total:
-            best, best_total = x.copy(), total
-        lr = trainer.learning_rate
-        trainer.step(1)
+    def __init__(self, objective, init, stage, lr_decay, ctx, resume=None):
+        self.objective, self.stage, self.lr_decay, self.ctx = objective, stage, lr_decay, ctx
+        self.image = GeneratedImage(init.shape)
+        self.image.initialize(ctx=ctx)
+        self.image.weight.set_data(init)
+        self.trainer = gluon.Trainer(self.image.collect_params(), 'adam',
+                                     {'learning_rate': stage.lr})
+        if resume:
+            self._restore(resume, ctx)
+
+    def step(self, i, best_total):
+        x = self.image()
+        values = _losses_and_gradient(self.objective, x)
+        best = x.asnumpy() if values[-1] < best_total else None
+        lr = self.trainer.learning_rate
+        self.trainer.step(1)
         nd.waitall()
         new_lr = None
-        if i % stage.decay_every == 0 and i != 0:
-            new_lr = lr * config.lr_decay
-            trainer.set_learning_rate(new_lr)
-        last = i == stage.iterations - 1 or plateau.reached(total)
-        yield Progress(number, count, i, stage.iterations, lr, content, style, tv, total,
-                       time.perf_counter() - started, stage.width, stage.height, new_lr,
-                       image.weight.data(), best, trainer, last)
-        if last:
-            return
+        if i % self.stage.decay_every == 0 and i != 0:
+            new_lr = lr * self.lr_decay
+            self.trainer.set_learning_rate(new_lr)
+        return values, best, lr, new_lr, True
+
+    @property
+    def x(self):
+        return self.image.weight.data()
+
+    def state(self):
+        """Adam's moments, update count and learning rate, as numpy and numbers."""
+        updater = self.trainer._updaters[0]
+        if 0 not in updater.states:      # no step taken yet
+            return {}
+        mean, var = updater.states[0]
+        return {'mean': mean.asnumpy(), 'var': var.asnumpy(), 'count': int(self._counts()[0]),
+                'lr': float(self.trainer.learning_rate)}
+
+    def _counts(self):
+        # MXNet's optimizer counts updates per device (its device_id): on cpu(1) or gpu(1)
+        # the count lives in another table than on device 0.
+        optimizer = self.trainer._optimizer
+        optimizer._set_current_context(self.ctx.device_id)
+        return optimizer._index_update_count
+
+    def _restore(self, saved, ctx):
+        # Gluon's own save_states/load_states would pickle MXNet objects into the checkpoint;
+        # these four values are all Adam keeps for the one parameter there is.
+        self.trainer._init_kvstore()
+        updater = self.trainer._updaters[0]
+        updater.states[0] = (nd.array(saved['mean'], ctx=ctx), nd.array(saved['var'], ctx=ctx))
+        updater.states_synced[0] = True
+        self._counts()[0] = saved['count']
+        optimizer = self.trainer._optimizer
+        optimizer.num_update = max(optimizer.num_update, saved['count'])
+        self.trainer.set_learning_rate(saved['lr'])
 
 
-def optimise_stage_lbfgs(objective, init, stage, config, ctx, normalizer, number=1, count=1,
-                         resume=None):
-    """One stage of L-BFGS from `init`; yields Progress per iteration like `optimise_stage`.
+class LBFGSSteps:
+    """One L-BFGS iteration per step: the losses reported for iteration i are those of the image
+    it starts from; the image stays inside the pixel range. `stage.lr` is unused (the line search
+    sets the step). A resumed stage starts with an empty curvature history, so it is not
+    step-for-step the uninterrupted run."""
 
-    The losses reported for iteration i are those of the image the iteration starts from; the
-    image is kept inside the pixel range. `stage.lr` is unused (the line search sets the step).
-    A resumed stage continues from the checkpoint's image and iteration with an empty
-    curvature history, so it is not step-for-step the uninterrupted run.
-    """
-    def evaluate(x):
-        x.attach_grad()
-        values = _losses_and_gradient(objective, x)
-        return values[-1], x.grad.copy(), values
+    def __init__(self, objective, init, stage, history, normalizer):
+        def evaluate(x):
+            x.attach_grad()
+            values = _losses_and_gradient(objective, x)
+            return values[-1], x.grad.copy(), values
+        lower, upper = normalizer.pixel_bounds()
+        self.stage = stage
+        self.solver = LBFGS(init, evaluate, lower, upper, history=history)
 
-    lower, upper = normalizer.pixel_bounds()
-    plateau = Plateau(config.stop_rtol, config.stop_window)
-    started = time.perf_counter()
-    best, best_total, start = None, float('inf'), 0
-    if resume is not None:
-        init, best, best_total, start = (resume.image, resume.best, resume.best_total,
-                                         resume.next_iteration)
-    solver = LBFGS(init, evaluate, lower, upper, history=config.lbfgs_history)
-    for i in range(start, stage.iterations):
-        content, style, tv, total = solver.extra
-        if total < best_total:
-            best, best_total = solver.x.copy(), total
-        moved = solver.step() if i < stage.iterations - 1 else True
+    def step(self, i, best_total):
+        values = self.solver.extra
+        best = self.solver.x.asnumpy() if values[-1] < best_total else None
+        moved = self.solver.step() if i < self.stage.iterations - 1 else True
         nd.waitall()
-        last = i == stage.iterations - 1 or not moved or plateau.reached(total)
-        yield Progress(number, count, i, stage.iterations, 0.0, content, style, tv, total,
-                       time.perf_counter() - started, stage.width, stage.height, None,
-                       solver.x, best, None, last)
-        started = time.perf_counter()
-        if last:
-            return
+        return values, best, None, None, moved
+
+    @property
+    def x(self):
+        return self.solver.x
+
+    def state(self):
+        return {}
 
 
 class Plateau:
@@ -198,49 +221,3 @@ class Plateau:
             return False
         before = self.totals[-1 - self.window]
         return before - total <= self.rtol * abs(before)
-
-
-def transfer(extractor, normalizer, content_img, style_img, config, ctx, resume=None,
-             init_img=None, regions=None):
-    """All stages of `config`; each starts from the previous result resized to its own size
-    (postprocessed, times 255, preprocessed: the book's hand-over, without 8-bit rounding) and
-    uses targets recomputed at its size. Yields Progress and StageEnd records.
-
-    With `resume` (a Checkpoint), the stages before the checkpoint's are skipped and its stage
-    continues from the checkpoint (a checkpoint taken between stages holds the finished stage's
-    image, which is handed over as usual). `style_img` is one picture or ((picture, weight),
-    ...); `init_img` is the picture of `config.init` when that is a path; `regions` replaces
-    `style_img` in a run with masks (see `region_targets`)."""
-    previous = None
-    for number, stage in enumerate(config.stages, 1):
-        if resume is not None and number < resume.stage:
-            continue
-        if regions is None:
-            content_x, content_targets, style_grams = targets(
-                extractor, normalizer, content_img, style_img, stage.width, stage.height,
-                config.style_scale)
-        else:
-            content_x, content_targets, style_grams = region_targets(
-                extractor, normalizer, content_img, regions, stage.width, stage.height,
-                config.style_scale)
-        here = resume if resume is not None and number == resume.stage else None
-        if here is not None and here.next_iteration == 0:
-            previous, here = here.image, None
-        if previous is None:
-            init = initial_image(config, normalizer, content_x, init_img, stage.width,
-                                 stage.height)
-        else:
-            init = normalizer.preprocess(normalizer.postprocess(previous) * 255,
-                                         stage.width, stage.height)
-        objective = build_objective(extractor, content_targets, style_grams, config)
-        if config.optimizer == 'lbfgs':
-            steps = optimise_stage_lbfgs(objective, init, stage, config, ctx, normalizer,
-                                         number, len(config.stages), here)
-        else:
-            steps = optimise_stage(objective, init, stage, config, ctx, number,
-                                   len(config.stages), here)
-        progress = None
-        for progress in steps:
-            yield progress
-        previous = progress.image
-        yield StageEnd(number, len(config.stages), normalizer.postprocess(previous), previous)
