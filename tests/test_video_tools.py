@@ -102,6 +102,8 @@ def test_ntsc_frame_rate_kept_exactly(tmp_path, clip_frames):
     assert info.frame_rate == Fraction(30000, 1001)
     assert [f.time for f in vio.read_frames(path)] == pytest.approx(
         [i * 1001 / 30000 for i in range(4)], abs=1e-4)
+    vio.write_video(path, clip_frames[:4], 29.97)  # a float: kept as 2997/100
+    assert vio.probe(path).frame_rate == Fraction(2997, 100)
 
 
 def test_odd_sizes_lose_the_last_column_and_row(tmp_path, clip_frames):
@@ -166,6 +168,7 @@ def test_whole_aac_audio_is_copied_packet_for_packet(tmp_path, clip):
     audio = vio.AudioCopy(clip)
     vio.write_video(out, (f.image for f in vio.read_frames(clip)), FPS, audio)
     assert audio.mode == 'copy'
+    assert list(streams(out)) == ['video', 'audio']
     assert streams(out)['audio'][:2] == ('aac', pytest.approx(10 / FPS))
     assert audio_packets(out) == audio_packets(clip)
 

@@ -1,1 +1,1 @@
-"""Video: read, write and resume frames, optical flow, warping and the temporal-consistency tools."""
+"""Video: read, write and resume frames; optical flow, warps and temporal consistency."""

@@ -108,7 +108,8 @@ def consistency_mask(forward, backward):
     forward = np.asarray(forward, dtype=np.float32)
     backward = np.asarray(backward, dtype=np.float32)
     if forward.shape != backward.shape or backward.ndim != 3 or backward.shape[2] != 2:
-        raise ValueError('flows must both be HxWx2, got %s and %s' % (forward.shape, backward.shape))
+        raise ValueError('flows must both be HxWx2, got %s and %s'
+                         % (forward.shape, backward.shape))
     returned = warp(forward, backward)
     w2 = (backward ** 2).sum(axis=2)
     disagreement = ((backward + returned) ** 2).sum(axis=2)
@@ -162,7 +163,8 @@ def warping_errors(stylised, originals=None, pairs=None, preset=DEFAULT_PRESET):
             raise ValueError('give the original frames or their motions')
         originals = list(originals)
         if len(originals) != len(stylised):
-            raise ValueError('%d stylised frames but %d originals' % (len(stylised), len(originals)))
+            raise ValueError('%d stylised frames but %d originals'
+                             % (len(stylised), len(originals)))
         pairs = motions(originals, preset)
     if len(pairs) != len(stylised) - 1:
         raise ValueError('%d stylised frames need %d motions, got %d'

@@ -270,6 +270,7 @@ class AudioCopy:
     def __init__(self, path, start=0.0, duration=None):
         _check_cut(start, duration)
         self.path = os.fspath(path)
+        check_input_file(self.path, 'a video')
         self.start = float(start)
         self.duration = duration
         self.mode = None  # 'copy', 'encode', or None without audio
@@ -388,7 +389,8 @@ class VideoWriter:
         if not os.path.isdir(folder):
             raise StyleTransferError('%s: no such folder' % folder)
         try:
-            self.frame_rate = Fraction(frame_rate)
+            # A float such as 29.97 would otherwise become a fraction over 2**48.
+            self.frame_rate = Fraction(frame_rate).limit_denominator(100000)
         except (TypeError, ValueError) as e:
             raise StyleTransferError('video frame rate: not a number: %r' % (frame_rate,)) from e
         if self.frame_rate <= 0:
@@ -410,8 +412,6 @@ class VideoWriter:
             self._stack.callback(self._container.close)
             if audio is not None:
                 self._stack.callback(audio.close)
-                audio.open(self._container)
-                self._audio_packets = audio.packets()
         except BaseException as e:
             self._abandon(e)
             raise
@@ -438,6 +438,9 @@ class VideoWriter:
             self._size = image.shape[:2]
             width, height = even_size(image.shape[1], image.shape[0])
             self._start_video(width, height)
+            if self._audio is not None:  # after the video, which is then stream 0
+                self._audio.open(self._container)
+                self._audio_packets = self._audio.packets()
         elif image.shape[:2] != self._size:
             raise StyleTransferError('%s: frame %d is %dx%d, the first was %dx%d'
                                      % (self.path, self.count, image.shape[1], image.shape[0],
