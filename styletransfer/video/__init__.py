@@ -1,0 +1,1 @@
+"""Video: read, write and resume frames; optical flow, warps and temporal consistency."""
