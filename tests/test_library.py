@@ -297,3 +297,33 @@ def test_each_control_gives_the_command_lines_picture(tmp_path, monkeypatch, con
     np.testing.assert_array_equal(result.picture, np.asarray(Image.open('cli.png')))
     np.testing.assert_array_equal(result.stage_pictures[0],
                                   np.asarray(Image.open('cli-stage1.png')))
+
+
+def test_an_extra_term_joins_the_graph_the_total_and_the_events(stylizer):
+    from styletransfer.gatys.objective import Term
+    target = picture(40, 30, 7)
+
+    def constants(width, height, normalizer):
+        return [normalizer.preprocess(target, width, height)]
+
+    def pull(x, goal, F, size):
+        d = x - goal
+        return F.sum(d * d) / size
+    term = Term('pull', 50.0, pull, constants)
+    settings = st.Settings(stages=['32x24:30:1000:0.05'])
+    run = stylizer.start(st.Inputs(CONTENT, STYLE), settings, extra_terms=[term])
+    history = [e for e in run if isinstance(e, st.Progress)]
+    first = history[0]
+    assert list(first.terms) == ['content', 'style', 'tv', 'pull']
+    assert first.total == pytest.approx(sum(first.terms.values()), rel=1e-5)
+    # iteration 0 evaluates the content picture itself
+    norm = stylizer.normalizer
+    start = norm.preprocess(CONTENT, 32, 24).asnumpy()
+    goal = norm.preprocess(target, 32, 24).asnumpy()
+    assert first.terms['pull'] == pytest.approx(50 * ((start - goal) ** 2).mean(), rel=1e-4)
+    # the term pulls the picture towards its target
+    assert history[-1].terms['pull'] < 0.2 * first.terms['pull']
+    plain = stylizer.stylize(st.Inputs(CONTENT, STYLE), settings)
+    gap = lambda p: np.abs(p.astype(float) - np.asarray(   # noqa: E731
+        Image.fromarray(target).resize((32, 24), Image.BILINEAR), float)).mean()
+    assert gap(run.result.picture) < 0.5 * gap(plain.picture)

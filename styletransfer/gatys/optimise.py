@@ -99,7 +99,7 @@ def hand_over(normalizer, previous, width, height):
 
 def _losses_and_gradient(objective, x):
     """Forward and backward for image `x` (its gradient lands in x's grad buffer); returns the
-    weighted [content, style, tv, total] as floats."""
+    weighted [content, style, tv, extra terms..., total] as floats."""
     with autograd.record():
         losses = objective(x)
     losses[-1].backward()
@@ -107,11 +107,12 @@ def _losses_and_gradient(objective, x):
     return nd.concat(*losses, dim=0).asnumpy().tolist()
 
 
-def build_objective(extractor, content_targets, style_targets, settings):
-    """The stage's `objective.Objective`, hybridised (one per stage: its size is fixed)."""
+def build_objective(extractor, content_targets, style_targets, settings, extra=()):
+    """The stage's `objective.Objective`, hybridised (one per stage: its size is fixed);
+    `extra` holds (objective.Term, its constants at this size) pairs."""
     objective = Objective(extractor, content_targets, style_targets, settings.content_weight,
                           settings.layer_style_weights(len(extractor.style_layers)),
-                          settings.tv_weight)
+                          settings.tv_weight, extra)
     objective.hybridize(static_alloc=True, static_shape=True)
     return objective
 

@@ -50,10 +50,11 @@ class Stylizer:
         """Which weights measure the pictures, e.g. 'random (seed 0), NOT pretrained: ...'."""
         return self.weights.description
 
-    def start(self, inputs, settings=None, resume=None):
+    def start(self, inputs, settings=None, resume=None, extra_terms=()):
         """A run of `settings` (default: the book's; with `resume`, the state's) on `inputs`
         (an Inputs, or what its `load` returned). Everything is checked here, before any
-        optimisation; `resume` (a RunState) continues where `state()` was taken."""
+        optimisation; `resume` (a RunState) continues where `state()` was taken. `extra_terms`
+        (gatys.objective.Term) add weighted losses, reported in Progress.terms by name."""
         if resume is not None:
             if settings is not None and settings != resume.settings:
                 raise StyleTransferError('resume: the settings differ from the state\'s in %s'
@@ -76,11 +77,11 @@ class Stylizer:
         if self.ctx.device_type == 'cpu':   # a GPU's memory is the driver's to report
             from ..resources import check_memory
             check_memory(settings)
-        return Run(self, inputs, settings, resume)
+        return Run(self, inputs, settings, resume, extra_terms)
 
-    def stylize(self, inputs, settings=None, callback=None, resume=None):
+    def stylize(self, inputs, settings=None, callback=None, resume=None, extra_terms=()):
         """Run to the end; `callback(run, event)` sees every event. Returns the Result."""
-        run = self.start(inputs, settings, resume)
+        run = self.start(inputs, settings, resume, extra_terms)
         for event in run:
             if callback is not None:
                 callback(run, event)
@@ -90,8 +91,10 @@ class Stylizer:
 class Run:
     """One run: iterate it to run it (once). See the module's docstring for threads."""
 
-    def __init__(self, stylizer, inputs, settings, resume=None):
+    def __init__(self, stylizer, inputs, settings, resume=None, extra_terms=()):
         self.stylizer, self.inputs, self.settings = stylizer, inputs, settings
+        self.extra_terms = tuple(extra_terms)
+        self._names = BOOK_TERMS + tuple(term.name for term in self.extra_terms)
         self.network = stylizer.network
         self.notes = list(inputs.notes)
         self.stopped = False
@@ -189,8 +192,10 @@ class Run:
             if not start:
                 self._best, self._best_total = None, math.inf
             started = time.perf_counter()
+            extra = [(term, term.constants(stage.width, stage.height, normalizer))
+                     for term in self.extra_terms]
             objective = build_objective(self.stylizer.extractor, content_targets, style_targets,
-                                        settings)
+                                        settings, extra)
             if settings.optimizer == 'lbfgs':
                 steps = LBFGSSteps(objective, init, stage, settings.lbfgs_history, normalizer)
             else:
@@ -206,7 +211,7 @@ class Run:
                 self._position = (number, i + 1)
                 last = i == stage.iterations - 1 or not moved or plateau.reached(total)
                 progress = Progress(number, len(stages), i, stage.iterations, stage.width,
-                                    stage.height, lr, new_lr, dict(zip(BOOK_TERMS, values)),
+                                    stage.height, lr, new_lr, dict(zip(self._names, values)),
                                     total, time.perf_counter() - started, last)
                 self.history.append(progress)
                 yield progress
