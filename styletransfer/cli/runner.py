@@ -5,20 +5,19 @@ import json
 import math
 import os
 import shlex
-import signal
 import sys
 from dataclasses import dataclass, field
 
 from styletransfer import booklog, checkpoint
 from styletransfer.cli.common import EXIT_INTERRUPTED
-from styletransfer.errors import Diverged, StyleTransferError
+from styletransfer.errors import Diverged
 from styletransfer.events import Progress
-from styletransfer.files import sha256_of
-from styletransfer.inputs import INIT_KINDS, NO_STYLE, Inputs
-from styletransfer.report import LogWriter
+from styletransfer.inputs import Inputs
 from styletransfer.settings import Settings
 from styletransfer.vgg import layers
 from styletransfer.vgg.network import Network
+from styletransfer.cli.console import Reporter, StopRequest
+from styletransfer.cli.resume import digest, inputs_to_json
 
 EXIT_DIVERGED = 1
 
@@ -46,7 +45,7 @@ class Session:
         self.plan = job.plan
         self.written = list(job.extra.get('written', []))
         # What the pictures were when the run started: a resumed run must find the same.
-        self.files = job.extra.get('files') or {os.path.abspath(p): _digest(p)
+        self.files = job.extra.get('files') or {os.path.abspath(p): digest(p)
                                                 for p in job.inputs.files()}
 
     def drive(self):
@@ -136,7 +135,7 @@ class Session:
         extra = dict(self.out.state(), output=absolute(plan.final),
                      log_file=absolute(plan.log_file), trace_file=absolute(plan.trace),
                      written=[absolute(p) for p in self.written], files=self.files,
-                     inputs=_inputs_to_json(self.job.inputs), log_every=self.job.log_every,
+                     inputs=inputs_to_json(self.job.inputs), log_every=self.job.log_every,
                      folder=os.path.dirname(os.path.abspath(plan.checkpoint)))
         checkpoint.save(plan.checkpoint, self.run.state(), extra)
 
@@ -207,189 +206,5 @@ class Session:
                 self.out.line('# wrote %s' % path)
 
 
-class Reporter:
-    """Prints the book's lines, appends them to the log file and the trace, draws the bar."""
-
-    def __init__(self, plan, run_info, log_every, show_bar, restored=None):
-        restored = restored or {}
-        self.log_every = log_every
-        self.lines = list(restored.get('log_lines', []))
-        self.trace = list(restored.get('trace_lines', [])) or [json.dumps({'run': run_info})]
-        self.log = LogWriter(plan.log_file, self.lines) if plan.log_file else None
-        self.tracer = LogWriter(plan.trace, self.trace) if plan.trace else None
-        self.show_bar, self.bar = show_bar, None
-
-    def state(self):
-        """What a checkpoint keeps so that a resumed run's log and trace are whole."""
-        return {'log_lines': self.lines, 'trace_lines': self.trace}
-
-    def line(self, text):
-        if self.bar is not None:
-            self.bar.clear()
-        print(text, flush=True)
-        if self.bar is not None:
-            self.bar.refresh()
-        self.lines.append(text)
-        if self.log:
-            self.log.write(text)
-
-    def progress(self, p, settings):
-        if p.iteration % self.log_every == 0 and p.iteration != 0:
-            self.line(booklog.format_epoch(p.iteration, p.content, p.style, p.tv, p.seconds))
-            record = json.dumps(dict({'stage': p.stage, 'epoch': p.iteration, 'lr': p.lr},
-                                     **p.terms, total=p.total, seconds=p.seconds,
-                                     width=p.width, height=p.height))
-            self.trace.append(record)
-            if self.tracer:
-                self.tracer.write(record)
-        if p.new_lr is not None:
-            self.line(booklog.format_lr(p.new_lr))
-        if self.show_bar:
-            self._draw(p, settings)
-
-    def _draw(self, p, settings):
-        from tqdm import tqdm
-        if self.bar is None or self.bar.desc != 'stage %d/%d' % (p.stage, p.stages):
-            self.clear_bar()
-            self.bar = tqdm(total=p.iterations, initial=p.iteration,
-                            desc='stage %d/%d' % (p.stage, p.stages), file=sys.stderr,
-                            mininterval=0, leave=False, dynamic_ncols=True,
-                            bar_format='{desc} |{bar:24}| {n_fmt}/{total_fmt} {postfix}')
-            self.seconds = []
-        self.seconds.append(p.seconds)
-        recent = sorted(self.seconds[-20:])
-        per_iter = recent[len(recent) // 2]
-        pixels = p.width * p.height
-        left = (p.iterations - p.iteration - 1) * per_iter + sum(
-            s.iterations * per_iter * s.width * s.height / pixels
-            for s in settings.stages[p.stage:])
-        terms = ' '.join('%s %.2f' % (name if name != 'tv' else 'TV', p.terms[name])
-                         for name in p.terms)
-        self.bar.set_postfix_str('%s  %.2fs/it  %s left' % (terms, per_iter, _clock(left)),
-                                 refresh=False)
-        self.bar.update(p.iteration + 1 - self.bar.n)
-
-    def clear_bar(self):
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-    def close(self):
-        self.clear_bar()
-        for writer in (self.log, self.tracer):
-            if writer:
-                writer.close()
-
-
-def _clock(seconds):
-    seconds = int(seconds)
-    return '%d:%02d:%02d' % (seconds // 3600, seconds // 60 % 60, seconds % 60)
-
-
-class StopRequest:
-    """Ctrl-C or SIGTERM stops the run after the current iteration (it then saves a
-    checkpoint); a second Ctrl-C stops at once."""
-
-    def __init__(self, prog, run):
-        self.prog, self.run, self.requested = prog, run, False
-        self._previous = {}
-
-    def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-    def _handle(self, signum, frame):
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = True
-        self.run.stop()
-        print('\n%s: stopping after this iteration to save a checkpoint (Ctrl-C again to stop '
-              'at once)' % self.prog, file=sys.stderr, flush=True)
-
-
-# ------------------------------------------------------------------------------- resuming
-
 def _name(picture):
     return os.fspath(picture) if isinstance(picture, (str, os.PathLike)) else '(array)'
-
-
-def _digest(path):
-    try:
-        return sha256_of(path)
-    except OSError:
-        return None       # missing or unreadable: loading the picture says so, in one line
-
-
-def _inputs_to_json(inputs):
-    def path(p):
-        return p if p in INIT_KINDS or p == NO_STYLE else os.path.abspath(p)
-    return {'content': path(inputs.content),
-            'style': path(inputs.style) if inputs.style is not None else None,
-            'style_blend': [[path(p), w] for p, w in inputs.style_blend],
-            'init': path(inputs.init), 'region': [[path(m), path(s)] for m, s in inputs.region]}
-
-
-def _inputs_from_json(d, move=lambda p: p):
-    def path(p):
-        return p if p is None or p in INIT_KINDS or p == NO_STYLE else move(p)
-    return Inputs(path(d['content']), path(d['style']),
-                  style_blend=[(path(p), w) for p, w in d['style_blend']], init=path(d['init']),
-                  region=[(path(m), path(s)) for m, s in d['region']])
-
-
-def resumed(args):
-    """The Job of `--resume CHECKPOINT`: the checkpoint's network, settings and pictures, with
-    its paths moved along if the run's folder was moved; options given must agree with it."""
-    from styletransfer.cli.train import check_agrees
-    state, extra = checkpoint.load(args.resume)
-    if not {'inputs', 'files'} <= set(extra):
-        raise StyleTransferError('%s: a checkpoint without the command line\'s notes (made '
-                                 'through the library?); resume it with Stylizer.start'
-                                 % args.resume)
-    move = _mover(extra.get('folder'), os.path.dirname(os.path.abspath(args.resume)))
-    network = state.network
-    if network.weights not in ('zoo', 'random'):
-        network = Network(**dict(network.to_dict(), weights=move(network.weights)))
-        state.network = network
-    inputs = _inputs_from_json(extra['inputs'], move)
-    check_agrees(args, state.settings, network, extra.get('log_every'))
-    if args.content is not None or args.style is not None:
-        given = [os.path.abspath(p) for p in (args.content, args.style) if p is not None]
-        if given != [os.fspath(p) for p in (inputs.content, inputs.style)][:len(given)]:
-            raise StyleTransferError('--resume continues the checkpoint\'s run with its own '
-                                     'images; drop CONTENT and STYLE')
-    files = {move(p): digest for p, digest in extra['files'].items()}
-    for path, digest in files.items():
-        if not os.path.isfile(path):
-            raise StyleTransferError('%s: the checkpoint\'s run read this picture; it is gone '
-                                     '(resume needs the same pictures)' % path)
-        if _digest(path) != digest:
-            raise StyleTransferError('%s: changed since %s was written; resume needs the same '
-                                     'pictures' % (path, args.resume))
-
-    def moved(key):
-        return move(extra[key]) if extra.get(key) else None
-    written = [move(p) for p in extra.get('written', [])]
-    own = written + [args.resume] + [p for p in (moved('log_file'), moved('trace_file')) if p]
-    return Job(network, state.settings, inputs, extra['log_every'], moved('output'),
-               moved('log_file'), moved('trace_file'), own, state,
-               dict(extra, written=written, files=files))
-
-
-def _mover(old, new):
-    """`path` moved along with the run's folder: when the folder the checkpoint was written in
-    is gone and the checkpoint is elsewhere, the folder was moved or renamed, and every path
-    inside it is taken to be at the same place in the new one. Paths outside it stay."""
-    if not old or old == new or os.path.isdir(old):
-        return lambda path: path
-
-    def move(path):
-        inside = os.path.relpath(path, old)
-        return path if inside.startswith(os.pardir) else os.path.join(new, inside)
-    return move
-

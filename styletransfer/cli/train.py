@@ -6,12 +6,12 @@ own checks name the option at fault), the outputs are planned and checked, and c
 the run. Everything the user can get wrong is checked before the network is loaded.
 """
 import argparse
-import os
 import sys
 
 from styletransfer import device, resources
 from styletransfer.cli import runner
 from styletransfer.cli.common import EXIT_INTERRUPTED, option_name, parse_args, refuse
+from styletransfer.cli.resume import resumed
 from styletransfer.errors import StyleTransferError
 from styletransfer.inputs import Inputs
 from styletransfer.outputs import OutputPlan, default_name
@@ -47,7 +47,6 @@ LOG_EVERY = 50
 
 
 def build_parser(prog=PROG):
-    s, n = Settings(), Network()
     p = argparse.ArgumentParser(
         prog=prog,
         description='Neural style transfer as in the d2l book (MXNet edition): a VGG-19 feeds a '
@@ -60,6 +59,32 @@ def build_parser(prog=PROG):
                    'CONTENT-STYLE.png in the current folder, with "-random-weights" added for '
                    '--weights random); stage images, loss curve and contact sheet go beside it')
     p.add_argument('--overwrite', action='store_true', help='replace existing output files')
+    add_method_options(p)
+    p.add_argument('--log-every', type=int, metavar='N',
+                   help='print the book\'s loss line every N iterations (default: %d)'
+                        % LOG_EVERY)
+    p.add_argument('--log-file', metavar='PATH', help='also write the log lines to this file')
+    p.add_argument('--trace', metavar='PATH',
+                   help='write every logged iteration as JSON Lines to this file')
+    add_device_options(p)
+    p.add_argument('--no-progress', action='store_true',
+                   help='no progress bar (it is shown only on a terminal anyway)')
+    p.add_argument('--checkpoint', metavar='PATH',
+                   help='checkpoint file (default: OUTPUT with .ckpt); written on Ctrl-C or '
+                        'SIGTERM, and every --checkpoint-every iterations')
+    p.add_argument('--checkpoint-every', type=int, default=0, metavar='N',
+                   help='also save a checkpoint every N iterations (default: only on stop)')
+    p.add_argument('--resume', metavar='CHECKPOINT',
+                   help='continue a stopped run from its checkpoint (same images, configuration '
+                        'and outputs; options given must agree with it)')
+    p.add_argument('--debug', action='store_true', help='show tracebacks of errors')
+    return p
+
+
+def add_method_options(p, inputs=True):
+    """The book's method's options (Settings and Network fields, and with `inputs` the picture
+    options --style-blend, --init, --region): every command that runs the method takes them."""
+    s, n = Settings(), Network()
     p.add_argument('--weights', metavar='zoo|random|PATH',
                    help='VGG-19 weights: "zoo" (Gluon model zoo, cached under $MXNET_HOME/models),'
                         ' a .params file saved from Gluon\'s vgg19, or "random" (seeded; a smoke '
@@ -93,9 +118,10 @@ def build_parser(prog=PROG):
                    help='a named set of options, applied before the ones given explicitly: '
                         + '; '.join('%s = %s' % (k, ' '.join(v)) for k, v in PRESETS.items()))
     g = p.add_argument_group('beyond the book (defaults leave the book\'s run unchanged)')
-    g.add_argument('--style-blend', metavar='PATH:W,PATH:W',
-                   help='several style images instead of STYLE, their Gram matrices mixed with '
-                        'these weights (normalised to sum 1)')
+    if inputs:
+        g.add_argument('--style-blend', metavar='PATH:W,PATH:W',
+                       help='several style images instead of STYLE, their Gram matrices mixed '
+                            'with these weights (normalised to sum 1)')
     g.add_argument('--style-scale', type=float, metavar='S',
                    help='style image size relative to the stage size: larger S, smaller '
                         'strokes relative to the picture (default: %g, the book\'s)'
@@ -106,11 +132,13 @@ def build_parser(prog=PROG):
                    help='keep the content\'s colours: "luminance" transfers on luminance only, '
                         '"histogram" gives the style image the content\'s colour mean and '
                         'covariance first (default: %s)' % s.preserve_colors)
-    g.add_argument('--region', action='append', metavar='MASK:STYLE',
-                   help='spatial control: where MASK is white, use STYLE (or "none": no '
-                        'style there); repeatable; the rest of the picture keeps the main style')
-    g.add_argument('--init', metavar='content|noise|PATH',
-                   help='stage 1 starts from the content (the book), noise or this image')
+    if inputs:
+        g.add_argument('--region', action='append', metavar='MASK:STYLE',
+                       help='spatial control: where MASK is white, use STYLE (or "none": no '
+                            'style there); repeatable; the rest of the picture keeps the main '
+                            'style')
+        g.add_argument('--init', metavar='content|noise|PATH',
+                       help='stage 1 starts from the content (the book), noise or this image')
     g.add_argument('--noise-ratio', type=float, metavar='R',
                    help='blend this much uniform noise (seeded by --seed) into the initial '
                         'image (default: %g)' % s.noise_ratio)
@@ -121,36 +149,22 @@ def build_parser(prog=PROG):
                         '%s, the book\'s)' % n.dtype)
     g.add_argument('--pooling', choices=POOLINGS,
                    help='VGG pooling; avg often gives smoother results (default: %s)' % n.pooling)
-    p.add_argument('--log-every', type=int, metavar='N',
-                   help='print the book\'s loss line every N iterations (default: %d)'
-                        % LOG_EVERY)
-    p.add_argument('--log-file', metavar='PATH', help='also write the log lines to this file')
-    p.add_argument('--trace', metavar='PATH',
-                   help='write every logged iteration as JSON Lines to this file')
     p.add_argument('--seed', type=int, metavar='N',
                    help='seed of --weights random and of --init noise (default: %d)' % s.seed)
+
+
+def add_device_options(p):
     p.add_argument('--ctx', default='auto', metavar='auto|cpu|cpu:N|gpu|gpu:N',
                    help='device; auto takes the first GPU if MXNet can use one, else the CPU')
     p.add_argument('--threads', type=int, metavar='N',
                    help='CPU threads for MXNet, at most %d per core (default: $OMP_NUM_THREADS, '
                         'else all cores)' % device.MAX_THREADS_PER_CORE)
-    p.add_argument('--no-progress', action='store_true',
-                   help='no progress bar (it is shown only on a terminal anyway)')
-    p.add_argument('--checkpoint', metavar='PATH',
-                   help='checkpoint file (default: OUTPUT with .ckpt); written on Ctrl-C or '
-                        'SIGTERM, and every --checkpoint-every iterations')
-    p.add_argument('--checkpoint-every', type=int, default=0, metavar='N',
-                   help='also save a checkpoint every N iterations (default: only on stop)')
-    p.add_argument('--resume', metavar='CHECKPOINT',
-                   help='continue a stopped run from its checkpoint (same images, configuration '
-                        'and outputs; options given must agree with it)')
-    p.add_argument('--debug', action='store_true', help='show tracebacks of errors')
-    return p
 
 
-def parse(argv, prog=PROG):
-    """(args, None), or (None, exit code) after argparse printed help or an error."""
-    parser = build_parser(prog)
+def parse(argv, prog=PROG, parser=None):
+    """(args, None), or (None, exit code) after argparse printed help or an error; --preset
+    expands before the options given."""
+    parser = parser or build_parser(prog)
     args, code = parse_args(parser, argv)
     if args is not None and args.preset:
         preset = list(PRESETS[args.preset])
@@ -185,10 +199,10 @@ def main(argv=None, prog=PROG, command=None):
 
 
 def given(args):
-    """{(object, field): value} for every option the user gave."""
+    """{(object, field): value} for every method option the user gave."""
     out = {}
     for dest, (objects, field) in FIELDS.items():
-        value = getattr(args, dest)
+        value = getattr(args, dest, None)
         if value is not None:
             for obj in objects:
                 out[obj, field] = value
@@ -199,7 +213,7 @@ def _train(args, prog, command):
     threads = device.set_threads(args.threads)
     if args.checkpoint_every < 0:
         raise StyleTransferError('--checkpoint-every must be 0 (off) or more')
-    job = runner.resumed(args) if args.resume else _new_job(args)
+    job = resumed(args) if args.resume else _new_job(args)
     network, settings, inputs = job.network, job.settings, job.inputs
     settings.check_network(network)
     loaded = inputs.load(network.min_side)
@@ -227,11 +241,18 @@ def _new_job(args):
         content = bundled('rainier.jpg')
         style = None if values.get(('inputs', 'style_blend')) else bundled('autumn-oak.jpg')
 
+    network, settings, pictures = method_objects(args)
+    return runner.Job(network, settings, Inputs(content, style, **pictures),
+                      args.log_every if args.log_every is not None else LOG_EVERY)
+
+
+def method_objects(args):
+    """(Network, Settings, Inputs options) from the options `add_method_options` added."""
+    values = given(args)
+
     def part(obj):
         return {field: value for (o, field), value in values.items() if o == obj}
-    return runner.Job(Network(**part('network')), Settings(**part('settings')),
-                      Inputs(content, style, **part('inputs')),
-                      args.log_every if args.log_every is not None else LOG_EVERY)
+    return Network(**part('network')), Settings(**part('settings')), part('inputs')
 
 
 def check_agrees(args, settings, network, log_every):
