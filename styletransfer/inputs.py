@@ -112,6 +112,11 @@ class Inputs:
         put('region', tuple(parsed))
 
     @property
+    def init_kind(self):
+        """'content', 'noise' or 'picture'."""
+        return self.init if isinstance(self.init, str) and self.init in INIT_KINDS else 'picture'
+
+    @property
     def styles(self):
         """((picture, normalised weight), ...) whose Gram matrices are mixed."""
         if not self.style_blend:
@@ -122,10 +127,10 @@ class Inputs:
     def files(self):
         """Every file path the run reads, in order: content, styles, initial image, masks and
         their styles."""
-        values = [self.content] + [p for p, _ in self.styles] + [self.init] + [
+        values = [self.content] + [p for p, _ in self.styles] + (
+            [self.init] if self.init_kind == 'picture' else []) + [
             v for pair in self.region for v in pair]
-        return [os.fspath(v) for v in values
-                if _is_path(v) and v not in INIT_KINDS and v != NO_STYLE]
+        return [os.fspath(v) for v in values if _is_path(v) and v != NO_STYLE]
 
     def load(self, min_side=1):
         """Read and check every picture; pictures smaller than `min_side` are refused."""
@@ -137,14 +142,13 @@ class Inputs:
             return picture
         content = get(self.content, 'content')
         styles = [(get(p, 'style'), w) for p, w in self.styles]
-        init = None if self.init in INIT_KINDS else get(self.init, 'init')
+        init = None if self.init_kind != 'picture' else get(self.init, 'init')
         regions = []
         for mask, style in self.region:
             regions.append((get(mask, 'region mask'),
                             None if _is_path(style) and style == NO_STYLE
                             else get(style, 'region style')))
-        return LoadedInputs(content, styles, init, 'picture' if init is not None else self.init,
-                            regions, notes)
+        return LoadedInputs(content, styles, init, self.init_kind, regions, notes)
 
 
 def _weight(value):

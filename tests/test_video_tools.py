@@ -9,13 +9,14 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from styletransfer.data import bundled
 from styletransfer.errors import StyleTransferError
 from styletransfer.video import flow as fl
 from styletransfer.video import io as vio
 from styletransfer.video import synthetic as syn
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PHOTO = os.path.join(REPO, 'images', 'tubingen.jpg')
+PHOTO = bundled('tubingen.jpg')
 SIZE = (96, 64)
 FPS = 25
 TONE = 440.0
