@@ -344,6 +344,7 @@ def test_export_and_imports_give_the_same_output(tmp_path):
     assert meta['loss_network'] == loaded.loss_network == 'random VGG'
     np.testing.assert_allclose(loaded.block(x, loaded.weights({'b': 3, 'a': 1})).asnumpy(),
                                expected, rtol=1e-5, atol=1e-5)
+    assert zoo.get_net(prefix + '-0000.params').source == prefix + '-symbol.json'
 
 
 def test_a_plain_gluon_export_needs_its_convention_said(tmp_path):

@@ -156,6 +156,10 @@ def get_net(name_or_path, ctx=None, root=None, convention=None):
     metadata). Every problem is a one-line StyleTransferError naming the file."""
     ctx = ctx or mx.cpu()
     path = _resolve(name_or_path, root)
+    if path.endswith(EXPORT_PARAMS_SUFFIX):
+        # the parameters half of an export: the network is its symbol
+        symbol = path[:-len(EXPORT_PARAMS_SUFFIX)] + SYMBOL_SUFFIX
+        path = symbol if os.path.exists(symbol) else path
     check_input_file(path, 'a network file')
     if convention is not None:
         conventions.get(convention)
