@@ -16,7 +16,7 @@ import importlib
 
 _PUBLIC = {
     'stylize': 'gatys.stylizer', 'Stylizer': 'gatys.stylizer', 'Run': 'gatys.stylizer',
-    'RunState': 'gatys.state',
+    'RunState': 'gatys.state', 'FastStylizer': 'fast.stylizer', 'FastSettings': 'fast.stylizer',
     'Settings': 'settings', 'Stage': 'settings', 'BOOK_STAGES': 'settings',
     'Network': 'vgg.network', 'Inputs': 'inputs',
     'Progress': 'events', 'StageDone': 'events', 'Result': 'events',

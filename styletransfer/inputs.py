@@ -78,8 +78,6 @@ class Inputs:
         put('style_blend', blend)
         if blend and self.style is not None:
             raise StyleTransferError('give style or style_blend, not both', 'style_blend')
-        if not blend and self.style is None:
-            raise StyleTransferError('a style picture is needed (style or style_blend)', 'style')
         if blend:
             weights = [w for _, w in blend]
             if not all(_is_picture(p) for p, _ in blend):
@@ -89,7 +87,7 @@ class Inputs:
                     or not 0 < sum(weights) <= FLOAT32_MAX):
                 raise StyleTransferError('style_blend weights must be finite numbers >= 0, '
                                          'not all 0, with a finite sum', 'style_blend')
-        elif not _is_picture(self.style):
+        elif self.style is not None and not _is_picture(self.style):
             raise StyleTransferError('style must be a file path or an HxWx3 picture', 'style')
         init = self.init
         if isinstance(init, str) and init.strip().lower() in INIT_KINDS:
@@ -118,9 +116,10 @@ class Inputs:
 
     @property
     def styles(self):
-        """((picture, normalised weight), ...) whose Gram matrices are mixed."""
+        """((picture, normalised weight), ...) whose Gram matrices are mixed (none when there
+        is no style: a feed-forward network may carry its own)."""
         if not self.style_blend:
-            return ((self.style, 1.0),)
+            return ((self.style, 1.0),) if self.style is not None else ()
         total = sum(w for _, w in self.style_blend)
         return tuple((picture, w / total) for picture, w in self.style_blend)
 

@@ -71,6 +71,8 @@ class Stylizer:
             if not isinstance(inputs, Inputs):
                 raise StyleTransferError('inputs must be a styletransfer.Inputs', 'inputs')
             inputs = inputs.load(self.network.min_side)
+        if not inputs.styles:
+            raise StyleTransferError('a style picture is needed (style or style_blend)', 'style')
         if resume is not None and resume.digests and resume.digests != inputs.digests():
             raise StyleTransferError('resume: the pictures differ from those the state was '
                                      'made with', 'inputs')
