@@ -9,7 +9,7 @@ import signal
 import sys
 
 from styletransfer import device
-from styletransfer.cli.common import EXIT_INTERRUPTED, parse_args, refuse
+from styletransfer.cli.common import EXIT_INTERRUPTED, refuse
 from styletransfer.cli.train import add_device_options, add_method_options, method_objects
 from styletransfer.errors import StyleTransferError
 from styletransfer.settings import Settings, Stage
