@@ -87,14 +87,15 @@ def tv_loss(x, F=nd):
 
 def compute_losses(x, contents, styles, content_targets, style_grams,
                    content_weight, style_weight, tv_weight, shapes=None, content_sizes=None,
-                   F=nd):
+                   F=nd, statistic=None):
     """Weighted content, style and TV terms (each summed over its layers) and their total.
 
     `style_weight` is a number (the same for every style layer, as in the book) or a sequence
     with one weight per style layer. `style_grams` holds one Gram matrix per style layer, or,
-    for a run with masks, one `Region` per region that has a style. `shapes` gives each style
-    feature map's (channels, positions) and `content_sizes` each content feature map's number
-    of elements; only Symbols need them.
+    for a run with masks, one `Region` per region that has a style; with `statistic` (a
+    STYLE_LOSSES entry) it holds that loss's target tuple per style layer instead. `shapes`
+    gives each style feature map's (channels, positions) and `content_sizes` each content
+    feature map's number of elements; only Symbols need them.
     """
     if isinstance(style_weight, (int, float, np.floating)):
         style_weight = [style_weight] * len(styles)
@@ -104,7 +105,11 @@ def compute_losses(x, contents, styles, content_targets, style_grams,
     content_sizes = content_sizes or [y.size for y in contents]
     content = F.add_n(*[content_loss(y_hat, y, F, size) * content_weight
                         for y_hat, y, size in zip(contents, content_targets, content_sizes)])
-    if style_grams and isinstance(style_grams[0], Region):
+    if statistic is not None:
+        style = F.add_n(*[F.reshape(statistic.loss(y_hat, target, shape, F), shape=(1,)) * w
+                          for y_hat, target, w, shape in zip(styles, style_grams, style_weight,
+                                                             shapes)])
+    elif style_grams and isinstance(style_grams[0], Region):
         style = F.add_n(*[_gram_loss(masked_gram(y_hat, m, area, shape, F), g, shape[0], F) * w
                           for region in style_grams
                           for y_hat, g, (m, area), w, shape in zip(

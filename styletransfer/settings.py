@@ -32,6 +32,8 @@ class Stage:
 BOOK_STAGES = (Stage(225, 150, 500, 200), Stage(450, 300, 300, 100))
 
 OPTIMIZERS = ('adam', 'lbfgs')
+# losses.STYLE_LOSSES' names (kept here too: settings must not import MXNet).
+STYLE_LOSS_NAMES = ('gram', 'mean-std', 'mmd-linear', 'mmd-poly', 'mmd-gauss')
 PRESERVE_COLORS = ('none', 'luminance', 'histogram')
 FLOAT32_MAX = 3.4028234663852886e38
 # The smallest learning rate a stage may reach. MXNet's adam_update refuses a rate below
@@ -103,6 +105,10 @@ class Settings:
     content_weight: float = 1.0
     style_weight: float = 1e3   # of each style layer
     tv_weight: float = 10.0
+    # The style term as statistics (Li et al. 2017): the book's Gram loss, or the mean and
+    # standard deviation of each channel, or an MMD. Weights suit one loss: each has its own
+    # scale (mmd-poly with c = 0 is the Gram loss times C^4, per layer of C channels).
+    style_loss: str = 'gram'
     lr_decay: float = 0.1
     optimizer: str = 'adam'     # the book's; 'lbfgs' takes fewer, costlier iterations
     lbfgs_history: int = 20
@@ -133,6 +139,7 @@ class Settings:
         for name in ('lbfgs_history', 'stop_window', 'seed'):
             put(name, number(getattr(self, name), name, int))
         put('optimizer', choice(self.optimizer, 'optimizer', OPTIMIZERS))
+        put('style_loss', choice(self.style_loss, 'style_loss', STYLE_LOSS_NAMES))
         put('preserve_colors', choice(self.preserve_colors, 'preserve_colors', PRESERVE_COLORS))
         if self.style_layer_weights not in ((), '', None):
             put('style_layer_weights',

@@ -226,3 +226,38 @@ def test_the_table_names_what_style_loss_takes():
     assert sorted(STYLE_LOSSES) == ['gram', 'mean-std', 'mmd-gauss', 'mmd-linear', 'mmd-poly']
     for entry in STYLE_LOSSES.values():
         assert callable(entry.target) and callable(entry.loss)
+
+
+# ------------------------------------------------------------------- in the optimiser's graph
+
+def test_the_optimiser_takes_every_style_loss_and_mmd_poly_is_the_gram_loss_scaled():
+    """--style-loss through the run: with per-layer weights 1/C^4, mmd-poly (c = 0) gives the
+    Gram loss's numbers at every iteration; every other loss runs and moves its own term."""
+    import mxnet as mx
+    import styletransfer as st
+    from styletransfer.vgg import layers
+    rng = np.random.RandomState(0)
+    content = rng.randint(0, 256, (40, 48, 3)).astype(np.uint8)
+    style = rng.randint(0, 256, (40, 40, 3)).astype(np.uint8)
+    stylizer = st.Stylizer(st.Network(weights='random'), ctx=mx.cpu(1))
+    inputs = st.Inputs(content, style)
+    stages = ['48x32:6:1000']
+    gram = stylizer.stylize(inputs, st.Settings(stages=stages, style_weight=1e6))
+    scale = ','.join('%r' % (1.0 / layers.channels(i) ** 4) for i in layers.BOOK_STYLE_LAYERS)
+    poly = stylizer.stylize(inputs, st.Settings(stages=stages, style_weight=1e6,
+                                                style_loss='mmd-poly',
+                                                style_layer_weights=scale))
+    for a, b in zip(gram.history, poly.history):
+        assert b.style == pytest.approx(a.style, rel=2e-3)
+        assert b.total == pytest.approx(a.total, rel=2e-3)
+    for name in ('mean-std', 'mmd-linear', 'mmd-gauss'):
+        run = stylizer.stylize(inputs, st.Settings(stages=['48x32:8:1000:0.05'],
+                                                   style_loss=name, style_weight=100.0))
+        styles = [p.style for p in run.history]
+        assert np.isfinite(styles).all() and styles[-1] < styles[0], name
+    with pytest.raises(st.StyleTransferError, match='mmd-gauss'):
+        stylizer.start(st.Inputs(content, style_blend=[(style, 1), (content, 1)]),
+                       st.Settings(stages=stages, style_loss='mmd-gauss'))
+    with pytest.raises(st.StyleTransferError) as e:
+        st.Settings(style_loss='kl')
+    assert e.value.field == 'style_loss'

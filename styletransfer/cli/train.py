@@ -16,7 +16,8 @@ from styletransfer.errors import StyleTransferError
 from styletransfer.inputs import Inputs
 from styletransfer.outputs import OutputPlan, default_name
 from styletransfer.data import bundled
-from styletransfer.settings import BOOK_STAGES, OPTIMIZERS, PRESERVE_COLORS, Settings
+from styletransfer.settings import (BOOK_STAGES, OPTIMIZERS, PRESERVE_COLORS,
+                                    STYLE_LOSS_NAMES, Settings)
 from styletransfer.vgg import layers
 from styletransfer.vgg.network import DTYPES, POOLINGS, Network
 
@@ -32,6 +33,7 @@ FIELDS = {
     'stage': (('settings',), 'stages'), 'lr': (('settings',), 'lr'),
     'content_weight': (('settings',), 'content_weight'),
     'style_weight': (('settings',), 'style_weight'), 'tv_weight': (('settings',), 'tv_weight'),
+    'style_loss': (('settings',), 'style_loss'),
     'optimizer': (('settings',), 'optimizer'), 'stop_rtol': (('settings',), 'stop_rtol'),
     'stop_window': (('settings',), 'stop_window'), 'style_scale': (('settings',), 'style_scale'),
     'style_layer_weights': (('settings',), 'style_layer_weights'),
@@ -100,6 +102,10 @@ def add_method_options(p, inputs=True):
     p.add_argument('--style-weight', type=float, metavar='W',
                    help='weight of each style layer (default: %g)' % s.style_weight)
     p.add_argument('--tv-weight', type=float, metavar='W', help='default: %g' % s.tv_weight)
+    p.add_argument('--style-loss', choices=STYLE_LOSS_NAMES,
+                   help='the style term: the book\'s Gram loss, or statistics (Li et al. 2017): '
+                        'mean-std of each channel, MMD with a linear, polynomial or Gaussian '
+                        'kernel; each needs its own --style-weight (default: %s)' % s.style_loss)
     p.add_argument('--content-layers', metavar='LAYERS',
                    help='indices or names, e.g. conv4_2 (default: %s)'
                         % layers.describe(n.content_layers))

@@ -11,7 +11,8 @@ from typing import Callable
 
 from mxnet import gluon
 
-from ..losses import Region, compute_losses
+from ..losses import STYLE_LOSSES, Region, compute_losses
+from ..vgg import layers
 from ..vgg.layers import feature_size
 
 
@@ -34,13 +35,16 @@ class Objective(gluon.HybridBlock):
     the targets are constant inputs, so a backward pass computes the image's gradient alone.
 
     `style_targets` is a list of Gram matrices (one per style layer) or of `losses.Region`s, as
-    `losses.compute_losses` takes them. A new size needs a new Objective (it is cheap: the
+    `losses.compute_losses` takes them, or with `style_loss` that loss's target tuples. A new size needs a new Objective (it is cheap: the
     extractor's parameters are shared, not copied)."""
 
     def __init__(self, extractor, content_targets, style_targets, content_weight,
-                 style_weight, tv_weight, extra=(), **kwargs):
+                 style_weight, tv_weight, extra=(), style_loss=None, **kwargs):
         super().__init__(**kwargs)
         self.extractor = extractor
+        # A losses.STYLE_LOSSES name other than the book's Gram loss: style_targets then holds
+        # that loss's target tuple per style layer.
+        self.style_loss = STYLE_LOSSES[style_loss] if style_loss else None
         # ((Term, [its constant arrays at this size]), ...): inputs after the targets
         self.extra = [(term, list(arrays)) for term, arrays in extra]
         self.weights = content_weight, style_weight, tv_weight
@@ -49,9 +53,11 @@ class Objective(gluon.HybridBlock):
         # numbers and stay in the graph as constants.
         self.constants = list(content_targets)
         self.content_sizes = [target.size for target in content_targets]
-        grams = style_targets[0].grams if self.regions else style_targets
-        self.channels = [gram.shape[0] for gram in grams]
-        if self.regions:
+        self.channels = [layers.channels(layer) for layer in extractor.style_layers]
+        if self.style_loss is not None:
+            self.target_sizes = [len(t) for t in style_targets]
+            self.constants += [a for t in style_targets for a in t]
+        elif self.regions:
             self.areas = [[area for _, area in region.masks] for region in style_targets]
             for region in style_targets:
                 self.constants += list(region.grams) + [mask for mask, _ in region.masks]
@@ -75,7 +81,12 @@ class Objective(gluon.HybridBlock):
         contents, styles = self.extractor.split(self.extractor(x))
         constants, extra = constants[:self.n_targets], constants[self.n_targets:]
         content_targets, rest = constants[:n_content], constants[n_content:]
-        if self.regions:
+        if self.style_loss is not None:
+            style_targets = []
+            for size in self.target_sizes:
+                style_targets.append(tuple(rest[:size]))
+                rest = rest[size:]
+        elif self.regions:
             style_targets = []
             for areas in self.areas:
                 grams, masks, rest = rest[:n_style], rest[n_style:2 * n_style], rest[2 * n_style:]
@@ -84,7 +95,8 @@ class Objective(gluon.HybridBlock):
             style_targets = list(rest)
         losses = compute_losses(x, contents, styles, content_targets, style_targets,
                                 *self.weights, shapes=self.shapes,
-                                content_sizes=self.content_sizes, F=F)
+                                content_sizes=self.content_sizes, F=F,
+                                statistic=self.style_loss)
         if not self.extra:
             return tuple(losses)
         terms, total = [], losses.total

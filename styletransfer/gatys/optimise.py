@@ -11,7 +11,7 @@ step if it changed, and whether the image moved.
 import numpy as np
 from mxnet import autograd, gluon, nd
 
-from ..losses import Region, gram
+from ..losses import STYLE_LOSSES, Region, gram
 from ..vgg.layers import feature_size
 from .lbfgs import LBFGS
 from .objective import Objective
@@ -28,28 +28,52 @@ class GeneratedImage(gluon.Block):
         return self.weight.data()
 
 
-def targets(extractor, normalizer, content_img, style_imgs, width, height, style_scale=1.0):
-    """Content input and features, and the style Gram matrices, at one size (computed once).
+def targets(extractor, normalizer, content_img, style_imgs, width, height, style_scale=1.0,
+            style_loss='gram'):
+    """Content input and features, and the style targets, at one size (computed once).
 
-    `style_imgs` is one picture, or ((picture, weight), ...) whose Gram matrices are mixed with
-    those weights. Style pictures are resized to the stage size times `style_scale` (the book:
-    exactly the stage size, whatever their aspect)."""
+    `style_imgs` is one picture, or ((picture, weight), ...) whose targets are mixed with those
+    weights. Style pictures are resized to the stage size times `style_scale` (the book:
+    exactly the stage size, whatever their aspect). The targets are the Gram matrices (the
+    book's), or with another `style_loss` (a losses.STYLE_LOSSES name) that loss's target
+    tuple per style layer."""
     content_x = normalizer.preprocess(content_img, width, height)
     contents, _ = extractor.split(extractor(content_x))
-    return content_x, contents, _mixed_grams(extractor, normalizer, style_imgs, width, height,
-                                             style_scale)
+    if style_loss == 'gram':
+        return content_x, contents, _mixed_grams(extractor, normalizer, style_imgs, width,
+                                                 height, style_scale)
+    return content_x, contents, _mixed_statistics(extractor, normalizer, style_imgs, width,
+                                                  height, style_scale, style_loss)
 
 
-def _mixed_grams(extractor, normalizer, style_imgs, width, height, style_scale):
+def _style_maps(extractor, normalizer, style_imgs, width, height, style_scale):
+    """(each style picture's style feature maps, its weight)."""
     if not isinstance(style_imgs, (list, tuple)):
         style_imgs = [(style_imgs, 1.0)]
     size = (max(1, round(width * style_scale)), max(1, round(height * style_scale)))
-    grams = None
     for picture, weight in style_imgs:
-        _, styles = extractor.split(extractor(normalizer.preprocess(picture, *size)))
+        yield extractor.split(extractor(normalizer.preprocess(picture, *size)))[1], weight
+
+
+def _mixed_grams(extractor, normalizer, style_imgs, width, height, style_scale):
+    grams = None
+    for styles, weight in _style_maps(extractor, normalizer, style_imgs, width, height,
+                                      style_scale):
         mine = [gram(y) if weight == 1 else gram(y) * weight for y in styles]
         grams = mine if grams is None else [a + b for a, b in zip(grams, mine)]
     return grams
+
+
+def _mixed_statistics(extractor, normalizer, style_imgs, width, height, style_scale, name):
+    """Per style layer, STYLE_LOSSES[name]'s target tuple, mixed linearly over the styles."""
+    target = STYLE_LOSSES[name].target
+    mixed = None
+    for styles, weight in _style_maps(extractor, normalizer, style_imgs, width, height,
+                                      style_scale):
+        mine = [tuple(a * weight for a in target(y)) for y in styles]
+        mixed = mine if mixed is None else [tuple(a + b for a, b in zip(t, u))
+                                            for t, u in zip(mixed, mine)]
+    return mixed
 
 
 def region_targets(extractor, normalizer, content_img, regions, width, height,
@@ -112,7 +136,8 @@ def build_objective(extractor, content_targets, style_targets, settings, extra=(
     `extra` holds (objective.Term, its constants at this size) pairs."""
     objective = Objective(extractor, content_targets, style_targets, settings.content_weight,
                           settings.layer_style_weights(len(extractor.style_layers)),
-                          settings.tv_weight, extra)
+                          settings.tv_weight, extra,
+                          None if settings.style_loss == 'gram' else settings.style_loss)
     objective.hybridize(static_alloc=True, static_shape=True)
     return objective
 

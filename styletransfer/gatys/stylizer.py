@@ -73,6 +73,13 @@ class Stylizer:
             inputs = inputs.load(self.network.min_side)
         if not inputs.styles:
             raise StyleTransferError('a style picture is needed (style or style_blend)', 'style')
+        if settings.style_loss != 'gram' and inputs.regions:
+            raise StyleTransferError('style_loss %s: regions need the Gram loss (masked '
+                                     'statistics of the others are not built)'
+                                     % settings.style_loss, 'style_loss')
+        if settings.style_loss == 'mmd-gauss' and len(inputs.styles) > 1:
+            raise StyleTransferError('style_loss mmd-gauss: a blend of styles has no one kernel '
+                                     'bandwidth; use another loss or one style', 'style_loss')
         if resume is not None and resume.digests and resume.digests != inputs.digests():
             raise StyleTransferError('resume: the pictures differ from those the state was '
                                      'made with', 'inputs')
@@ -267,7 +274,7 @@ class Run:
         args = (self.stylizer.extractor, self.stylizer.normalizer, self._content)
         size = (stage.width, stage.height, self.settings.style_scale)
         if self._regions is None:
-            return targets(*args, self._styles, *size)
+            return targets(*args, self._styles, *size, self.settings.style_loss)
         return region_targets(*args, self._regions, *size)
 
     def _to_picture(self, x):

@@ -34,6 +34,11 @@ DOWNSAMPLING = {index: 2 ** sum(1 for n, i, _ in TABLE if n.startswith('pool') a
                 for _, index, _ in TABLE}
 
 
+def channels(index):
+    """Channels of layer `index`'s output: its convolution's, or the last one's before it."""
+    return CONV_SHAPES[max(i for i in CONV_SHAPES if i <= index)][0]
+
+
 def feature_size(index, width, height):
     """(width, height) of layer `index`'s output for a WIDTHxHEIGHT image: each 2x2 pooling
     floors odd sides, so that is the image's size divided down."""
