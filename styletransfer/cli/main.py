@@ -3,6 +3,7 @@
     styletransfer train [CONTENT STYLE] [options]     the book's style transfer (scripts/train.py)
     styletransfer compare-logs OURS [REFERENCE]        judge a log against the book's
     styletransfer convert-weights IN.pth OUT.params    torchvision's VGG-19 for --weights
+    styletransfer serve [--host H] [--port P]          the web page (needs the web extra)
 """
 import importlib
 import os
@@ -13,6 +14,7 @@ COMMANDS = {
     'train': ('train', 'the book\'s coarse-to-fine style transfer by optimisation'),
     'compare-logs': ('compare', 'compare a run\'s loss log with the book\'s'),
     'convert-weights': ('convert', 'torchvision\'s VGG-19 .pth as a Gluon .params file'),
+    'serve': ('serve', 'a local web page: two pictures in, watch the run, take the picture'),
 }
 
 
