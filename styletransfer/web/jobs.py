@@ -193,11 +193,17 @@ class Job:
                 'method': self.method,
                 'content': self.labels.get('content'), 'style': self.labels.get('style'),
                 'stages': stages, 'settings': self.settings.to_dict(),
-                'weights': self.weights or self.network.weights,
+                'network': dict(self.network.to_dict(), weights=self._weights_name()),
+                'weights': self.weights or self._weights_name(),
                 'position': list(self.position) if self.position else None,
                 'message': self.message, 'files': sorted(self.files),
                 'events': len(self._events), 'created': self.created, 'started': self.started,
                 'ended': self.ended}
+
+
+    def _weights_name(self):
+        weights = self.network.weights
+        return weights if weights in ('zoo', 'random') else os.path.basename(weights)
 
 
 class _TimeLeft:
