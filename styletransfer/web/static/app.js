@@ -245,7 +245,8 @@ class Follower {
     }
     const x = this.offset + p.iteration;
     this.lastX = x;
-    this.points.push({x: x, content: p.terms.content, style: p.terms.style, tv: p.terms.tv});
+    this.points.push({x: x, iteration: p.iteration, content: p.terms.content,
+                      style: p.terms.style, tv: p.terms.tv});
     let text = 'running: stage ' + p.stage + '/' + p.stages + ', ' + p.width + '×' + p.height +
         ', iteration ' + (p.iteration + 1) + '/' + p.iterations;
     if (p.seconds_left !== null) {
@@ -313,7 +314,9 @@ function clock(seconds) {
 }
 
 // The three weighted losses against the iteration, on a log scale (as report.plot_losses),
-// stages one after another with a dashed line where each begins.
+// stages one after another with a dashed line where each begins. A stage starts from the
+// content itself, so its first content loss is next to nothing (1e-13 and the like): the
+// scale ignores first iterations, which are drawn at its bottom edge if they are below it.
 function drawCurves(canvas, points, boundaries) {
   const g = canvas.getContext('2d');
   const W = canvas.width;
@@ -323,7 +326,8 @@ function drawCurves(canvas, points, boundaries) {
   g.font = '11px sans-serif';
   g.fillStyle = '#5f6368';
   const values = [];
-  for (const p of points) {
+  const later = points.filter((p) => p.iteration > 0);
+  for (const p of later.length ? later : points) {
     for (const [term] of TERMS) {
       if (p[term] > 0) {
         values.push(Math.log10(p[term]));
@@ -334,14 +338,22 @@ function drawCurves(canvas, points, boundaries) {
     g.fillText('the curves come with the first iterations', pad.left, H / 2);
     return;
   }
-  let low = Math.floor(Math.min(...values));
-  let high = Math.ceil(Math.max(...values));
+  // A loop, not Math.min(...values): a long run has more values than a call takes arguments.
+  let low = Infinity;
+  let high = -Infinity;
+  for (const v of values) {
+    low = Math.min(low, v);
+    high = Math.max(high, v);
+  }
+  low = Math.floor(low);
+  high = Math.ceil(high);
   if (high === low) {
     high += 1;
   }
   const last = points[points.length - 1].x;
   const sx = (x) => pad.left + (W - pad.left - pad.right) * (last ? x / last : 0);
-  const sy = (v) => H - pad.bottom - (H - pad.top - pad.bottom) * (v - low) / (high - low);
+  const sy = (v) => H - pad.bottom - (H - pad.top - pad.bottom) *
+      (Math.max(v, low) - low) / (high - low);
   g.strokeStyle = '#e3e6ea';
   g.lineWidth = 1;
   for (let v = low; v <= high; v++) {
