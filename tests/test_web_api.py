@@ -191,6 +191,31 @@ def test_stop_keeps_the_best_picture_so_far(served):
     assert again.status_code == 200 and again.json()['state'] == 'stopped'
 
 
+def test_a_diverging_run_fails_and_keeps_its_last_finite_picture(served, monkeypatch):
+    from styletransfer.gatys import optimise
+    real, calls = optimise._losses_and_gradient, []
+
+    def poisoned(*args):        # the 4th evaluation's total is NaN, as a blown-up run's
+        losses = real(*args)
+        calls.append(1)
+        return losses[:-1] + [float('nan')] if len(calls) >= 4 else losses
+    monkeypatch.setattr(optimise, '_losses_and_gradient', poisoned)
+    client = served.client
+    job_id = client.post('/api/jobs', data={'stages': '32x24:9:3'}, files=uploads()).json()['id']
+    events = read_events(client, job_id)
+    done = events[-1][2]
+    assert done['state'] == 'failed' and done['message'] == (
+        'the loss became nan in stage 1 at iteration 3; try a smaller learning rate')
+    progress = [d for _, kind, d in events if kind == 'progress']
+    assert [p['iteration'] for p in progress] == [0, 1, 2, 3]
+    assert progress[-1]['total'] is None        # JSON has no NaN: the event says null
+    assert done['files'] == ['log', 'picture', 'sheet']
+    lines = client.get('/api/jobs/%s/files/log' % job_id).text.splitlines()
+    assert lines[-1] == '# stage 1 diverged at iteration 3 (total loss nan)'
+    final, _, _ = decode(client.get('/api/jobs/%s/files/picture' % job_id).content)
+    assert final.shape == (24, 32, 3) and final.std() > 1
+
+
 def test_twenty_concurrent_jobs_run_one_at_a_time_in_order(served):
     client = served.client
 
@@ -239,6 +264,20 @@ def test_results_are_removed_after_keep_hours(served):
     assert old not in job_folders(served.folder)
     assert fresh in job_folders(served.folder)      # ended an hour later: 1.5 hours ago
     wait_done(client, newest)
+
+
+def test_results_an_earlier_server_left_go_after_keep_hours(tmp_path):
+    old, recent, mine = tmp_path / ('A' * 22), tmp_path / ('B' * 22), tmp_path / 'mine'
+    for folder in (old, recent, mine):
+        folder.mkdir()
+        (folder / 'picture.png').write_bytes(b'')
+    three_hours_ago = os.path.getmtime(recent) - 3 * 3600
+    for folder in (old, mine):
+        os.utime(folder, (three_hours_ago, three_hours_ago))
+    app = create_app(str(tmp_path), weights='random', keep_hours=2)
+    with TestClient(app):
+        pass
+    assert sorted(os.listdir(tmp_path)) == ['.uploads', 'B' * 22, 'mine']
 
 
 # ---------------------------------------------------------------------------- the endpoints

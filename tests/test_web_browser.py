@@ -54,7 +54,7 @@ return counts;
 
 @pytest.fixture(scope='module')
 def site(tmp_path_factory):
-    app = create_app(str(tmp_path_factory.mktemp('results')), weights='zoo', ctx='cpu',
+    app = create_app(str(tmp_path_factory.mktemp('results')), weights='random', ctx='cpu',
                      max_upload_mb=2, preview_seconds=0.2, allowed_hosts=LOOPBACK_NAMES)
     with ServerThread(app) as running:
         yield running

@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import os
+import re
 import secrets
 import shutil
 import statistics
@@ -43,6 +44,7 @@ SWEEP_SECONDS = 60        # how often an idle worker removes results older than 
 MAX_STYLIZERS = 2         # stylizers kept built (each holds VGG-19's weights on its device)
 RECENT = 20               # iterations whose median time predicts the rest (as the CLI's bar)
 ID_BYTES = 16             # a job's ID: 128 random bits as URL-safe text
+JOB_ID = re.compile(r'[A-Za-z0-9_-]{22}')     # what secrets.token_urlsafe(ID_BYTES) makes
 
 
 @dataclass(frozen=True)
@@ -250,8 +252,19 @@ class JobQueue:
     # ------------------------------------------------------------ the web side's calls
 
     def start(self):
+        self._forget_earlier_results()
         self._thread = threading.Thread(target=self._work, name='styletransfer-worker')
         self._thread.start()
+
+    def _forget_earlier_results(self):
+        """Remove the results an earlier server left in the folder once they are keep_hours
+        old: this one does not know those jobs, and nobody can reach them any more."""
+        limit = self.clock() - self.keep_hours * 3600
+        for name in os.listdir(self.folder):
+            path = os.path.join(self.folder, name)
+            if (JOB_ID.fullmatch(name) and os.path.isdir(path)
+                    and os.path.getmtime(path) < limit):
+                shutil.rmtree(path, ignore_errors=True)
 
     def submit(self, job):
         """Queue `job` (giving it its ID and folder) and return its place, or raise QueueFull."""
