@@ -181,6 +181,31 @@ def test_a_non_image_upload_shows_the_error_on_the_page(site, browser, tmp_path)
     assert 'job=' not in browser.current_url
 
 
+DROP_JS = """
+const [text, name] = arguments;
+const files = new DataTransfer();
+files.items.add(new File([text], name, {type: 'image/png'}));
+const box = document.getElementById('style-drop');
+for (const kind of ['dragover', 'drop']) {
+  box.dispatchEvent(new DragEvent(kind, {dataTransfer: files, bubbles: true, cancelable: true}));
+}
+return [document.getElementById('style-file').files[0].name,
+        document.getElementById('style-bundled').value,
+        document.getElementById('style-thumb').src.slice(0, 5)];
+"""
+
+
+def test_a_dropped_picture_is_the_one_sent(site, browser):
+    open_page(browser, site.url + '/')
+    assert browser.execute_script(DROP_JS, 'dropped words', 'dropped.png') == [
+        'dropped.png', '', 'blob:']
+    element(browser, 'start').click()
+    error = element(browser, 'form-error')
+    wait_for(error.is_displayed, timeout=30)
+    assert error.text == 'style dropped.png: not an image file Pillow can read'
+    assert 'invalid' in element(browser, 'style-drop').get_attribute('class')
+
+
 def test_a_closed_connection_leaves_its_job_running(site):
     form = urllib.parse.urlencode({'content_bundled': 'tubingen.jpg', 'weights': 'random',
                                    'style_bundled': 'starry_night.jpg',
