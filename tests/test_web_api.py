@@ -1,7 +1,6 @@
 """The web page's HTTP API through FastAPI's TestClient: every endpoint, every refusal, the queue
 (one run at a time, in order, nothing lost), old results removed, and a stop of the server (the
 app's end, and `styletransfer serve` given Ctrl-C) that saves whole files only."""
-import io
 import json
 import os
 import re
@@ -24,8 +23,8 @@ from styletransfer.data import bundled, bundled_names
 from styletransfer.settings import Settings
 from styletransfer.web import forms, server
 from styletransfer.web.server import LOOPBACK_NAMES, create_app
-from webtools import (Clock, TestClient, decode, encode, png_bomb, parse_events, picture,
-                      read_events, wait_for)
+from webtools import (Clock, TestClient, decode, encode, png_bomb, picture, read_events,
+                      wait_for)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MB = 1 << 20
@@ -590,6 +589,17 @@ def test_serve_is_a_command_and_refuses_bad_options(tmp_path, capsys):
         assert 'cannot listen on 127.0.0.1 port %d' % port in capsys.readouterr().err
     finally:
         taken.close()
+
+
+def test_serve_without_the_web_extra_says_how_to_install_it(monkeypatch, capsys):
+    import importlib.util
+    find = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, 'find_spec',
+                        lambda name, *a: None if name in ('uvicorn', 'multipart',
+                                                          'python_multipart') else find(name, *a))
+    assert serve.main(['--weights', 'random']) == 2
+    assert ('styletransfer serve: error: the web page needs uvicorn, python-multipart: pip '
+            'install "styletransfer[web]"') in capsys.readouterr().err
 
 
 def test_serve_says_when_it_is_open_to_the_network(monkeypatch, capsys):

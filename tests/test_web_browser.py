@@ -5,7 +5,6 @@ import http.client
 import json
 import os
 import re
-import time
 import urllib.parse
 import urllib.request
 

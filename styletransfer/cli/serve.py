@@ -8,8 +8,10 @@ address, and on Ctrl-C or SIGTERM stops the running job (its best picture is sav
 cancels the waiting ones and waits for the worker before it returns.
 """
 import argparse
+import importlib.util
 import socket
 import sys
+import threading
 
 from styletransfer import device
 from styletransfer.cli.common import EXIT_BAD_INPUT, parse_args, refuse
@@ -22,6 +24,9 @@ DEFAULT_HOST = '127.0.0.1'
 DEFAULT_PORT = 8000
 # After Ctrl-C, open connections (an event stream) get this long to end by themselves.
 GRACE_SECONDS = 5
+# The web extra (requirements-web.txt): package -> the modules it may install as.
+WEB_PACKAGES = (('fastapi', ('fastapi',)), ('uvicorn', ('uvicorn',)),
+                ('python-multipart', ('python_multipart', 'multipart')))
 INSTALL = 'pip install "styletransfer[web]" (or pip install -r requirements-web.txt)'
 
 
@@ -111,13 +116,11 @@ def address(sock):
 
 def serve(args, prog):
     network = check(args)
-    try:
-        import fastapi  # noqa: F401  (the web extra)
-        import multipart  # noqa: F401
-        import uvicorn
-    except ImportError as e:
-        raise StyleTransferError('the web page needs FastAPI and uvicorn (%s): %s'
-                                 % (e.name, INSTALL)) from None
+    missing = [package for package, modules in WEB_PACKAGES
+               if not any(importlib.util.find_spec(m) for m in modules)]
+    if missing:
+        raise StyleTransferError('the web page needs %s: %s' % (', '.join(missing), INSTALL))
+    import uvicorn
     threads = device.set_threads(args.threads)      # before MXNet is imported
     from styletransfer.web.server import LOOPBACK_NAMES, create_app, is_loopback
     ctx, remark = device.resolve_ctx(args.ctx)
@@ -132,8 +135,9 @@ def serve(args, prog):
     class Server(uvicorn.Server):
         def handle_exit(self, sig, frame):
             # Stop the runs first: the event streams end with their jobs, so uvicorn's wait
-            # for open connections is short.
-            queue.close()
+            # for open connections is short. From another thread: this handler interrupts the
+            # main thread wherever it is, perhaps holding a lock that close() takes.
+            threading.Thread(target=queue.close, name='styletransfer-close').start()
             super().handle_exit(sig, frame)
 
     server = Server(uvicorn.Config(app, log_level='warning',

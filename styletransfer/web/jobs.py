@@ -67,6 +67,9 @@ METHODS = {'gatys': Method('gatys', 'the book\'s optimisation (Gatys et al.)', _
 PLANNED = {'fast': 'feed-forward networks (Johnson et al., AdaIN): not available yet'}
 
 
+_SWEEP = object()     # what the idle worker's wait gives when it is time to sweep
+
+
 class QueueFull(Exception):
     """The queue holds --max-queue waiting jobs already, or the server is stopping."""
 
@@ -313,8 +316,8 @@ class JobQueue:
             job.stop()
 
     def close(self):
-        """Begin shutting down, without blocking (a signal handler may call it): waiting jobs
-        are cancelled, the running one is stopped and saves what it has; `join` waits."""
+        """Begin shutting down without waiting: waiting jobs are cancelled, the running one is
+        stopped and saves what it has; `join` waits for it. Any number of calls."""
         with self._lock:
             self._closing = True
             pending, running = list(self._pending), self.running
@@ -362,7 +365,7 @@ class JobQueue:
             job = self._next()
             if job is None:
                 return
-            if job == 'sweep':
+            if job is _SWEEP:
                 self.sweep()
                 continue
             try:
@@ -389,7 +392,7 @@ class JobQueue:
                     self._renumber()
                     return job
                 if not self._wake.wait(SWEEP_SECONDS):
-                    return 'sweep'
+                    return _SWEEP
 
     def _stylizer(self, job):
         key = (job.method, job.network)
