@@ -5,6 +5,7 @@
     styletransfer video IN -o OUT.mp4 --style S        a video without flicker
     styletransfer compare-logs OURS [REFERENCE]        judge a log against the book's
     styletransfer convert-weights IN.pth OUT.params    torchvision's VGG-19 for --weights
+    styletransfer serve [--host H] [--port P]          the web page (needs the web extra)
 """
 import importlib
 import os
@@ -17,6 +18,7 @@ COMMANDS = {
     'video': ('video', 'a video stylised without flicker, audio kept'),
     'compare-logs': ('compare', 'compare a run\'s loss log with the book\'s'),
     'convert-weights': ('convert', 'torchvision\'s VGG-19 .pth as a Gluon .params file'),
+    'serve': ('serve', 'a local web page: two pictures in, watch the run, take the picture'),
 }
 
 

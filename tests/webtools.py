@@ -1,0 +1,126 @@
+"""Helpers of the web page's tests: pictures as file bytes (good, damaged, a decompression bomb),
+server-sent events parsed, a clock that tests move, and the real server (uvicorn) in a thread."""
+import io
+import json
+import socket
+import struct
+import threading
+import time
+import warnings
+import zlib
+
+import numpy as np
+from PIL import Image
+
+with warnings.catch_warnings():
+    # Starlette would rather have httpx2 carry its TestClient; httpx does the same work.
+    warnings.simplefilter('ignore', DeprecationWarning)
+    from fastapi.testclient import TestClient  # noqa: F401  (re-exported for the tests)
+
+
+def picture(width, height, seed):
+    """A smooth picture with some noise: something for the losses to work on."""
+    rng = np.random.RandomState(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    base = np.stack([xx * 255.0 / width, yy * 255.0 / height,
+                     128 + 100 * np.sin(xx / 3.0 + seed)], axis=-1)
+    return np.clip(base + rng.randn(height, width, 3) * 25, 0, 255).astype(np.uint8)
+
+
+def encode(array, fmt='PNG'):
+    buffer = io.BytesIO()
+    Image.fromarray(array, 'RGB').save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def decode(data):
+    with Image.open(io.BytesIO(data)) as img:
+        return np.asarray(img.convert('RGB')), img.format, dict(getattr(img, 'text', {}))
+
+
+def _chunk(kind, data):
+    return (struct.pack('>I', len(data)) + kind + data
+            + struct.pack('>I', zlib.crc32(kind + data) & 0xffffffff))
+
+
+def png_bomb(width=20000, height=20000):
+    """A real decompression bomb: a valid 1-bit PNG of width x height black pixels (400 million
+    by default, over twice Pillow's limit) that compresses to about 50 kB."""
+    row = b'\0' * (1 + (width + 7) // 8)        # filter byte + the row's bits
+    packer = zlib.compressobj(9)
+    data = b''.join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack('>IIBBBBB', width, height, 1, 0, 0, 0, 0)
+    return (b'\x89PNG\r\n\x1a\n' + _chunk(b'IHDR', header) + _chunk(b'IDAT', data)
+            + _chunk(b'IEND', b''))
+
+
+def parse_events(lines):
+    """[(id, kind, data)] from server-sent events text lines."""
+    events, current = [], {}
+    for line in lines:
+        if not line:
+            if 'data' in current:
+                events.append((int(current['id']), current['event'], json.loads(current['data'])))
+            current = {}
+        elif not line.startswith(':'):
+            key, _, value = line.partition(': ')
+            current[key] = value
+    return events
+
+
+def read_events(client, job_id, headers=None, after=None):
+    """Every event a stream sends, to its end (the job's `done`)."""
+    url = '/api/jobs/%s/events' % job_id + ('' if after is None else '?after=%d' % after)
+    with client.stream('GET', url, headers=headers or {}) as response:
+        assert response.status_code == 200
+        assert response.headers['content-type'].startswith('text/event-stream')
+        return parse_events(list(response.iter_lines()) + [''])
+
+
+def wait_for(check, timeout=60.0, every=0.05):
+    """Poll `check()` until it returns something true; return it (fail after `timeout`)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError('timed out after %gs waiting for %s' % (timeout, check))
+
+
+class Clock:
+    """Real time plus an offset the test moves forward."""
+
+    def __init__(self):
+        self.offset = 0.0
+
+    def __call__(self):
+        return time.time() + self.offset
+
+
+class ServerThread:
+    """`app` served by uvicorn on 127.0.0.1 and a free port, in a thread; `url` is its address.
+    Leaving stops the jobs first (so that event streams end), then the server."""
+
+    def __init__(self, app):
+        import uvicorn
+        self.app = app
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(('127.0.0.1', 0))
+        self.sock.listen(64)
+        self.url = 'http://127.0.0.1:%d' % self.sock.getsockname()[1]
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level='warning',
+                                                    timeout_graceful_shutdown=5))
+        self.thread = threading.Thread(target=self.server.run, kwargs={'sockets': [self.sock]},
+                                       daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        wait_for(lambda: self.server.started, timeout=30)
+        return self
+
+    def __exit__(self, *exc):
+        self.app.state.jobs.close()
+        self.server.should_exit = True
+        self.thread.join(60)
+        self.sock.close()
