@@ -188,14 +188,7 @@ def cpu_info():
 
 
 def cpu_model():
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or 'unknown CPU'
+    return device.cpu_model() or platform.processor() or 'unknown CPU'
 
 
 def mxnet_info(options):

@@ -73,6 +73,18 @@ def resolve_ctx(spec='auto'):
     return mx.gpu(index), 'as asked'
 
 
+def cpu_model():
+    """The CPU's model name from /proc/cpuinfo ('' where there is none)."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return ''
+
+
 def cpu_flags():
     """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
     try:

@@ -78,3 +78,23 @@ def test_bad_inputs_are_refused_with_one_line(tmp_path, capsys, monkeypatch):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and word in err[0], err
     assert not (tmp_path / 'o.mp4').exists()
+
+
+def test_a_trained_network_per_frame(tmp_path, capsys):
+    import mxnet as mx
+    from styletransfer.fast import johnson, zoo
+    clip, _ = make_clip(tmp_path)
+    net = johnson.TransformerNet(1)
+    net.initialize_weights(seed=1)
+    net(mx.nd.zeros((1, 3, 16, 16)), johnson.style_weights(1, 0))
+    model = str(tmp_path / 'net.params')
+    zoo.save_net(net, model, style_names=['test'], loss_network='random (test)')
+    out = str(tmp_path / 'fast.mp4')
+    assert cli.main([clip, '-o', out, '--method', 'fast', '--model', model, '--ctx', 'cpu:1',
+                     '--no-progress']) == 0
+    assert len(list(vio.read_frames(out))) == 6 and vio.probe(out).has_audio
+    assert cli.main([clip, '-o', str(tmp_path / 'x.mp4'), '--method', 'fast']) == 2
+    assert '--model' in capsys.readouterr().err
+    assert cli.main([clip, '-o', str(tmp_path / 'x.mp4'), '--method', 'fast', '--model', model,
+                     '--temporal-weight', '2']) == 2
+    assert '0..1' in capsys.readouterr().err

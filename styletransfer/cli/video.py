@@ -15,12 +15,14 @@ from styletransfer.errors import StyleTransferError
 from styletransfer.settings import Settings, Stage
 
 PROG = 'styletransfer video'
-METHODS = ('gatys',)
+METHODS = ('gatys', 'fast')
 # The optimisation's default per frame: one stage at the frame's size.
 ITERATIONS = 150
 # Weight of the temporal loss (optimisation): Ruder et al. used a few hundred with weights of
 # the same order as the book's; it halves the warping error on the tests' panned clip.
 TEMPORAL_WEIGHT = 200.0
+# Feed-forward methods: the share of the warped previous output on reliable pixels.
+FEED_FORWARD_WEIGHT = 0.6
 
 
 def build_parser(prog=PROG):
@@ -30,17 +32,25 @@ def build_parser(prog=PROG):
         'the pixels the flow can trust (Ruder et al. 2016). Keeps the frame rate and the audio.')
     p.add_argument('input', metavar='IN', help='the video (anything FFmpeg reads)')
     p.add_argument('-o', '--output', required=True, metavar='OUT.mp4', help='H.264 MP4 to write')
-    p.add_argument('--style', required=True, metavar='PICTURE', help='the style picture')
+    p.add_argument('--style', metavar='PICTURE',
+                   help='the style picture (the optimisation; a network carries its own)')
     p.add_argument('--method', choices=METHODS, default='gatys',
-                   help='gatys: the book\'s optimisation per frame (default)')
+                   help='gatys: the book\'s optimisation per frame (default); fast: a trained '
+                        'network\'s one pass per frame (--model)')
+    p.add_argument('--model', metavar='MODEL', help='the network of --method fast (a file, or '
+                   'a name under ~/.styletransfer/nets)')
+    p.add_argument('--style-mix', metavar='S:W,S:W',
+                   help='styles of a multi-style network and their weights')
     p.add_argument('--size', metavar='WxH|W', help='frame size (default: the video\'s; a width '
                    'alone keeps the aspect ratio); --stage sizes override it')
     p.add_argument('--start', type=float, default=0.0, metavar='SECONDS',
                    help='where the cut starts (default: 0)')
     p.add_argument('--duration', type=float, metavar='SECONDS', help='length of the cut')
     p.add_argument('--temporal-weight', type=float, metavar='W',
-                   help='weight of the temporal loss; 0 stylises every frame on its own '
-                        '(default: %g)' % TEMPORAL_WEIGHT)
+                   help='gatys: weight of the temporal loss (default: %g); fast: the share of '
+                        'the warped previous output on reliable pixels, 0..1 (default: %g); 0 '
+                        'stylises every frame on its own' % (TEMPORAL_WEIGHT,
+                                                             FEED_FORWARD_WEIGHT))
     p.add_argument('--iterations', type=int, default=ITERATIONS, metavar='N',
                    help='iterations per frame when no --stage is given (default: %(default)s)')
     p.add_argument('--frames', metavar='DIR', help='folder of finished frames (default: '
@@ -96,8 +106,13 @@ def _video(args, prog):
                                  % os.path.dirname(os.path.abspath(args.output)))
     if args.iterations < 1:
         raise StyleTransferError('--iterations must be at least 1')
+    if args.method == 'gatys' and not args.style:
+        raise StyleTransferError('--method gatys optimises towards a style picture: give '
+                                 '--style')
+    if args.method == 'fast' and not args.model:
+        raise StyleTransferError('--method fast needs a trained network: give --model')
     info = vio.probe(args.input)
-    style, notes = load_image(args.style)
+    style, notes = load_image(args.style) if args.style else (None, [])
     if args.stage:
         size = (settings.stages[-1].width, settings.stages[-1].height)
     else:
@@ -105,38 +120,62 @@ def _video(args, prog):
         settings = Settings(**dict(settings.to_dict(), stages=[
             Stage(size[0], size[1], args.iterations, args.iterations)]))
     settings.check_network(network)
-    weight = TEMPORAL_WEIGHT if args.temporal_weight is None else args.temporal_weight
-    if weight < 0:
-        raise StyleTransferError('--temporal-weight must be 0 or more')
+    default = TEMPORAL_WEIGHT if args.method == 'gatys' else FEED_FORWARD_WEIGHT
+    weight = default if args.temporal_weight is None else args.temporal_weight
+    if weight < 0 or (args.method != 'gatys' and weight > 1):
+        raise StyleTransferError('--temporal-weight must be %s' % (
+            '0 or more' if args.method == 'gatys' else 'in 0..1 for a feed-forward method'))
+    fast_settings = None
+    if args.method == 'fast':
+        import styletransfer as st
+        fast_settings = st.FastSettings(style_mix=args.style_mix or (), size=size)
     frames_dir = args.frames or os.path.splitext(args.output)[0] + '.frames'
-    meta = {'input': os.path.abspath(args.input), 'style': os.path.abspath(args.style),
-            'method': args.method, 'settings': settings.to_dict(),
-            'network': network.to_dict(), 'temporal_weight': weight, 'start': args.start,
-            'duration': args.duration, 'size': list(size)}
+    meta = {'input': os.path.abspath(args.input), 'method': args.method,
+            'temporal_weight': weight, 'start': args.start, 'duration': args.duration,
+            'size': list(size)}
+    if args.method == 'gatys':
+        meta.update(style=os.path.abspath(args.style), settings=settings.to_dict(),
+                    network=network.to_dict())
+    else:
+        meta.update(model=os.path.abspath(args.model), fast=fast_settings.to_dict())
     store = vio.FrameStore(frames_dir, meta)
     audio = vio.AudioCopy(args.input, args.start, args.duration)
     ctx, remark = device.resolve_ctx(args.ctx)
     device.check_dtype(network.dtype, ctx)
     for note in notes:
         print('# ' + note)
-    return _drive(args, prog, info, size, settings, network, style, weight, store, audio, ctx,
-                  remark, threads)
+    if args.method == 'gatys':
+        from styletransfer.gatys.stylizer import Stylizer
+        from styletransfer.video.stylize import GatysFrames
+        stylizer = Stylizer(network, ctx)
+        method = GatysFrames(stylizer, settings, {'style': style}, weight)
+        what = 'style %s; weights: %s' % (args.style, stylizer.description)
+    else:
+        import styletransfer as st
+        from styletransfer.video.stylize import FeedForwardFrames
+        fast = st.FastStylizer(args.model, ctx, network.dtype)
+        fast.start(style_free_frame(size), fast_settings)   # checks the style mix and memory
+        method = FeedForwardFrames(lambda frame: fast.picture(frame, fast_settings), weight)
+        what = fast.description
+    return _drive(args, prog, info, size, method, what, weight, store, audio, ctx, remark,
+                  threads)
 
 
-def _drive(args, prog, info, size, settings, network, style, weight, store, audio, ctx,
-           remark, threads):
+def style_free_frame(size):
+    """A black frame of `size`, to check a network's settings before the first real frame."""
+    import numpy as np
+    return np.zeros((size[1], size[0], 3), np.uint8)
+
+
+def _drive(args, prog, info, size, method, what, weight, store, audio, ctx, remark, threads):
     from tqdm import tqdm
-    from styletransfer.gatys.stylizer import Stylizer
     from styletransfer.video import io as vio
-    from styletransfer.video.stylize import GatysFrames, stylize_frames
-    stylizer = Stylizer(network, ctx)
-    method = GatysFrames(stylizer, settings, {'style': style}, weight)
-    print('# %s: %dx%d at %s fps%s; frames %dx%d; style %s; weights: %s'
+    from styletransfer.video.stylize import stylize_frames
+    print('# %s: %dx%d at %s fps%s; frames %dx%d; %s'
           % (args.input, info.width, info.height, info.frame_rate,
-             ', with audio' if info.has_audio else '', size[0], size[1], args.style,
-             stylizer.description))
-    print('# context: %s (%s), %d threads; temporal weight %g; frames kept in %s'
-          % (ctx, remark, threads, weight, store.folder))
+             ', with audio' if info.has_audio else '', size[0], size[1], what))
+    print('# method %s; context: %s (%s), %d threads; temporal weight %g; frames kept in %s'
+          % (args.method, ctx, remark, threads, weight, store.folder))
     expected = _expected_frames(info, args.start, args.duration)
     stopping = []
 
