@@ -17,7 +17,6 @@ import json
 import sys
 import time
 
-import numpy as np
 
 import styletransfer as st
 from styletransfer import device

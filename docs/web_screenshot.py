@@ -1,6 +1,6 @@
 """A screenshot of `styletransfer serve`'s page during a run, taken with headless chromium.
 
-    python scripts/web_screenshot.py [-o docs/web-page.png] [--weights random]
+    python docs/web_screenshot.py [-o docs/web-page.png] [--weights random]
 
 Serves the page on a free loopback port, starts a run of the bundled rainier.jpg and
 autumn-oak.jpg from the page as a person would, waits for --iterations iterations and saves what
