@@ -1,10 +1,11 @@
 """torchvision's VGG-19 .pth -> Gluon .params, without torch: both layouts torch.save has written,
 strided and offset tensors, pickles that try to run code, damaged and foreign files, the CLI.
 
-torch is not installed here, so the .pth files are written by a small writer below that emits the
-opcodes torch's own do: GLOBAL 'collections OrderedDict' for the state dict, and each tensor as
-GLOBAL 'torch._utils _rebuild_tensor_v2' (or the older '_rebuild_tensor') called with a persistent
-storage reference, offset, size, stride (plus requires_grad False and an empty OrderedDict).
+torch is not installed here, so the .pth files are written by a small writer (tests/torchpickle.py)
+that emits the opcodes torch's own do: GLOBAL 'collections OrderedDict' for the state dict, and
+each tensor as GLOBAL 'torch._utils _rebuild_tensor_v2' (or the older '_rebuild_tensor') called
+with a persistent storage reference, offset, size, stride (plus requires_grad False and an empty
+OrderedDict).
 
 Sizes: the real VGG-19 holds 143,667,240 values (548 MB), 86% of them in the classifier, which
 would cost seconds and more than a gigabyte per file written and read. So files carry the sixteen
@@ -31,130 +32,14 @@ from styletransfer.vgg import convert, layers, weights
 from styletransfer.cli.convert import main
 from styletransfer.errors import StyleTransferError
 
+# the writer lives in tests/torchpickle.py (pytest puts tests/ on sys.path), shared with the
+# other tests that need PyTorch files
+from torchpickle import (Call, Storage, Tensor, TorchLikePickler, View, state_dict, tensor_of,
+                         write_pth)
+
 FORMATS = ('zip', 'legacy')
 CONV_VALUES = 20024384              # the sixteen convolutions, weights and biases
 ALL_VALUES = 143667240              # with the classifier
-
-
-# ---------------------------------------------------------------- a torch-like .pth writer
-
-class Global:
-    """Pickled as GLOBAL 'module name', without importing the module (torch is not here)."""
-
-    def __init__(self, module, name):
-        self.module, self.name = module, name
-
-    def __call__(self, *args):      # the pickler asks for a callable; nothing calls it
-        raise AssertionError('%s.%s called while writing' % (self.module, self.name))
-
-
-STORAGE_TYPES = {np.dtype('float32'): 'FloatStorage', np.dtype('float64'): 'DoubleStorage',
-                 np.dtype('float16'): 'HalfStorage', np.dtype('int64'): 'LongStorage',
-                 np.dtype('uint8'): 'ByteStorage'}
-
-
-class Storage:
-    def __init__(self, key, array, type_name=None):
-        self.key, self.array = key, np.ascontiguousarray(array).ravel()
-        self.type = Global('torch', type_name or STORAGE_TYPES[self.array.dtype])
-
-
-class View:
-    """Elements [offset, offset + size) of a root storage: torch < 0.4's storage views."""
-
-    def __init__(self, root, key, offset, size):
-        self.root, self.key, self.offset, self.size = root, key, offset, size
-
-
-class Tensor:
-    def __init__(self, storage, offset, size, stride, old=False):
-        self.args = (storage, offset, tuple(size), tuple(stride))
-        self.old = old
-
-    def __reduce__(self):
-        if self.old:        # torch 0.2/0.3, as torchvision's 2017 files
-            return Global('torch._utils', '_rebuild_tensor'), self.args
-        return (Global('torch._utils', '_rebuild_tensor_v2'),
-                self.args + (False, collections.OrderedDict()))
-
-
-class Call:
-    """A pickled call of any global: what a malicious .pth holds."""
-
-    def __init__(self, module, name, *args):
-        self.func, self.args = Global(module, name), args
-
-    def __reduce__(self):
-        return self.func, self.args
-
-
-class TorchLikePickler(pickle._Pickler):    # the Python pickler: its dispatch table is open
-    dispatch = dict(pickle._Pickler.dispatch)
-
-    def __init__(self, file, legacy):
-        super().__init__(file, protocol=2)  # torch's default protocol
-        self.legacy, self.storages = legacy, {}
-
-    def save_raw_global(self, obj):
-        self.write(pickle.GLOBAL + ('%s\n%s\n' % (obj.module, obj.name)).encode('ascii'))
-        self.memoize(obj)
-
-    dispatch[Global] = save_raw_global
-
-    def persistent_id(self, obj):
-        if isinstance(obj, Storage):
-            self.storages[obj.key] = obj
-            ref = ('storage', obj.type, obj.key, 'cpu', obj.array.size)
-            return ref + (None,) if self.legacy else ref
-        if isinstance(obj, View):
-            assert self.legacy
-            self.storages[obj.root.key] = obj.root
-            return ('storage', obj.root.type, obj.root.key, 'cpu', obj.root.array.size,
-                    (obj.key, obj.offset, obj.size))
-        return None
-
-
-def tensor_of(key, array):
-    array = np.ascontiguousarray(array)
-    return Tensor(Storage(key, array), 0, array.shape,
-                  [s // array.itemsize for s in array.strides])
-
-
-def state_dict(arrays):
-    return collections.OrderedDict((name, tensor_of(str(i), a))
-                                   for i, (name, a) in enumerate(arrays.items()))
-
-
-def little_endian_bytes(array):
-    return array.astype(array.dtype.newbyteorder('<')).tobytes()
-
-
-def write_pth(path, obj, fmt):
-    if fmt == 'zip':                # torch >= 1.6
-        data = io.BytesIO()
-        pickler = TorchLikePickler(data, legacy=False)
-        pickler.dump(obj)
-        with zipfile.ZipFile(path, 'w', zipfile.ZIP_STORED) as archive:
-            archive.writestr('archive/data.pkl', data.getvalue())
-            archive.writestr('archive/byteorder', 'little')
-            for key, storage in pickler.storages.items():
-                archive.writestr('archive/data/%s' % key, little_endian_bytes(storage.array))
-            archive.writestr('archive/version', '3\n')
-    else:                           # torch < 1.6
-        with open(path, 'wb') as f:
-            sys_info = {'protocol_version': 1001, 'little_endian': True,
-                        'type_sizes': {'short': 2, 'int': 4, 'long': 4}}
-            for value in (0x1950a86a20f9469cfc6c, 1001, sys_info):
-                pickle.dump(value, f, protocol=2)
-            pickler = TorchLikePickler(f, legacy=True)
-            pickler.dump(obj)
-            keys = sorted(pickler.storages)
-            pickle.dump(keys, f, protocol=2)
-            for key in keys:
-                array = pickler.storages[key].array
-                f.write(struct.pack('<q', array.size))
-                f.write(little_endian_bytes(array))
-    return path
 
 
 # ------------------------------------------------------------------------------- fixtures
