@@ -298,6 +298,7 @@ def test_masks_are_averaged_down_to_the_features():
     assert adain.masks_to_features(mask, 'vgg19', 10, 17).shape == (1, 1, 2)
 
 
+@pytest.mark.filterwarnings('ignore:Cannot decide type')     # SymbolBlock.imports on dtypes
 def test_the_stylizer_exports_with_statistics_as_inputs(net, pictures, tmp_path):
     content = nd(pictures['content'])
     style = net.encode_style(nd(pictures['style']))
@@ -361,6 +362,21 @@ def test_our_vgg19_encoder_normalises_inside(pictures):
     np.testing.assert_allclose(normalised, (pictures['content'] - mean) / std, rtol=1e-5,
                                atol=1e-5)
     assert encoder(x)[-1].shape == (1, 512, 5, 6)      # floor pooling: 42x54 -> 5x6
+
+
+def test_our_vgg19_encoder_is_the_projects_vgg19(pictures):
+    # the same random weights through vgg/features.py's extractor (Gluon's vgg19 layers) at
+    # relu1_1, relu2_1, relu3_1, relu4_1 = indices 1, 6, 11, 20
+    from styletransfer.vgg import features, weights
+    encoder = adain.load_encoder('random', seed=3)
+    extractor = features.build_extractor(weights.load('random', 20, seed=3), (), (1, 6, 11, 20),
+                                         mx.cpu())
+    mean = np.array([0.485, 0.456, 0.406])[:, None, None]
+    std = np.array([0.229, 0.224, 0.225])[:, None, None]
+    expected = extractor(nd((pictures['content'] - mean) / std))
+    got = encoder(nd(pictures['content']))
+    for a, b in zip(got, expected):
+        assert_close(a, b.asnumpy(), rtol=1e-4)
 
 
 def test_decoder_params_without_a_record_are_refused(net, tmp_path):
