@@ -298,6 +298,16 @@ def test_masks_are_averaged_down_to_the_features():
     assert adain.masks_to_features(mask, 'vgg19', 10, 17).shape == (1, 1, 2)
 
 
+def test_pictures_go_in_as_0_to_1_and_come_out_clipped():
+    picture = np.array([[[0, 51, 255], [255, 102, 0]]], np.uint8)           # 1x2x3
+    x = adain.to_input(picture)
+    assert x.shape == (1, 3, 1, 2)
+    np.testing.assert_allclose(x.asnumpy()[0, :, 0, 0], [0, 0.2, 1], rtol=1e-6)
+    np.testing.assert_allclose(x.asnumpy()[0, :, 0, 1], [1, 0.4, 0], rtol=1e-6)
+    out = mx.nd.array([[[[-0.5, 0.5]], [[1.5, 0.2]], [[1.0, 0.0]]]])       # 1x3x1x2
+    np.testing.assert_array_equal(adain.to_picture(out), [[[0, 255, 255], [128, 51, 0]]])
+
+
 @pytest.mark.filterwarnings('ignore:Cannot decide type')     # SymbolBlock.imports on dtypes
 def test_the_stylizer_exports_with_statistics_as_inputs(net, pictures, tmp_path):
     content = nd(pictures['content'])

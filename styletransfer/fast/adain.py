@@ -42,7 +42,7 @@ DOWNSAMPLING = 8                 # three 2x2 poolings before relu4_1
 # carries its pairing and cannot lose a sidecar.
 META_KEY = 'meta:adain'
 META_FORMAT = 'styletransfer-adain-decoder'
-# Where a decoder file records nothing, it came from the authors: their decoder.pth.
+# A decoder.pth is the authors', trained with their encoder; our .params say which (META_KEY).
 AUTHORS_ENCODER = 'vgg_normalised'
 
 # VGG-19 up to relu4_1: output channels of each convolution, block by block.
@@ -392,7 +392,7 @@ def _take(state, params, path, what):
 
 
 def _set(block, values, ctx):
-    """Give a freshly built block `values` ([(weight, bias)] in conv order) on `ctx`, frozen."""
+    """Give a freshly built block `values` ([(weight, bias)] in conv order) on `ctx`."""
     import mxnet as mx
     block.initialize(mx.init.Zero(), ctx=ctx)
     for conv, (weight, bias) in zip(block.convs, values):
@@ -409,8 +409,9 @@ def _freeze(block):
 
 def _for_inference(block, ctx):
     """Hybridise a graph that is only run forward. On CPUs, oneDNN's subgraph backend fuses each
-    convolution with its ReLU (10% of a 512x512 stylisation); its fused operators have no
-    backward, so the blocks a trainer differentiates through are left unfused."""
+    convolution with its ReLU, saving the ReLUs' separate passes over the features (5-10% of a
+    512x512 stylisation here); fused operators have no backward, so the encoder and decoder
+    blocks themselves, which a trainer differentiates through, are left unfused."""
     from mxnet.runtime import Features
     backend = None
     if ctx.device_type == 'cpu' and Features().is_enabled('MKLDNN'):
@@ -547,10 +548,10 @@ class AdaIN:
     [0, 1], on `ctx`; outputs are unclipped pictures of the same layout."""
 
     def __init__(self, encoder, decoder, ctx=None, eps=EPS):
-        import mxnet as mx
         check_pair(encoder, decoder)
         self.encoder, self.decoder = encoder, decoder
-        self.ctx = ctx or mx.cpu()
+        # where the weights are, unless told
+        self.ctx = ctx or next(iter(encoder.collect_params().values())).list_ctx()[0]
         self.kind = encoder.kind
         self._style_encoder = _for_inference(StyleEncoder(encoder, eps), self.ctx)
         self._stylizer = _for_inference(Stylizer(encoder, decoder, eps), self.ctx)
@@ -648,3 +649,22 @@ def masks_to_features(masks, kind, height, width):
     ones = np.ones(masks.shape[1:])
     counts = np.add.reduceat(np.add.reduceat(ones, rows, axis=0), cols, axis=1)
     return (sums / counts).astype(np.float32)
+
+
+def to_input(picture, ctx=None):
+    """HxWx3 picture (uint8 0..255, as images.load_image gives) -> 1x3xHxW float32 NDArray in
+    [0, 1] on `ctx`: what both encoders take (neither wants ImageNet normalisation outside)."""
+    import mxnet as mx
+    array = np.asarray(picture.asnumpy() if isinstance(picture, nd.NDArray) else picture)
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise StyleTransferError('a picture must be HxWx3, not %s'
+                                 % 'x'.join(map(str, array.shape)))
+    scaled = array.astype(np.float32) / 255
+    return nd.array(scaled.transpose(2, 0, 1)[None], ctx=ctx or mx.cpu(), dtype='float32')
+
+
+def to_picture(output):
+    """1x3xHxW decoder output -> HxWx3 uint8, clipped to [0, 1] first as the authors' saving
+    does."""
+    from ..images import to_uint8
+    return to_uint8(output[0].transpose((1, 2, 0)).clip(0, 1))
