@@ -434,10 +434,12 @@ def load_encoder(source, ctx=None, seed=0):
 
     source: a .pth file (the authors' vgg_normalised.pth: kind 'vgg_normalised'; the layers
     past relu4_1 it also holds are ignored), or what vgg/weights.py loads for this project's
-    VGG-19 (kind 'vgg19'): 'zoo', 'random' (with `seed`; for tests, not a style transfer), or a
-    Gluon vgg19 .params path."""
+    VGG-19 (kind 'vgg19'): 'zoo' (also called 'vgg19'), 'random' (with `seed`; for tests, not a
+    style transfer), or a Gluon vgg19 .params path."""
     import mxnet as mx
     ctx = ctx or mx.cpu()
+    if source == 'vgg19':
+        source = 'zoo'
     if source not in ('zoo', 'random'):
         path = _check_file(source, 'a VGG-19 weights file')
         if _is_pth(path):
