@@ -180,3 +180,70 @@ def test_refine_hands_the_picture_to_the_optimiser(two_styles, tmp_path):
     refined = np.asarray(Image.open(tmp_path / 'refined.png')).astype(int)
     # the optimiser starts from the network's picture and moves it, but not far in 8 steps
     assert 0 < np.abs(plain - refined).mean() < 20
+
+
+# -------------------------------------------------------------------------------- AdaIN
+
+@pytest.fixture(scope='module')
+def adain_files(tmp_path_factory):
+    """The authors' two files in their PyTorch layout, with random values."""
+    from test_adain import DECODER, ENCODER, as_state, random_conv
+    folder = tmp_path_factory.mktemp('adain')
+    rng = np.random.default_rng(1)
+    encoder = {i: random_conv(rng, *shape) for i, shape in ENCODER.items()}
+    decoder = {i: random_conv(rng, out, c, 3) for i, (out, c) in DECODER.items()}
+    return (write_pth(str(folder / 'vgg_normalised.pth'), state_dict(as_state(encoder)), 'zip'),
+            write_pth(str(folder / 'decoder.pth'), state_dict(as_state(decoder)), 'zip'))
+
+
+def test_adain_through_the_protocol_equals_the_network_and_encodes_a_style_once(adain_files):
+    from styletransfer.fast import adain
+    encoder, decoder = adain_files
+    fast = st.FastStylizer(ctx=CTX, decoder=decoder, encoder=encoder)
+    content, style, other = picture(48, 40, 1), picture(40, 40, 2), picture(36, 44, 3)
+    got = fast.stylize(st.Inputs(content, style), st.FastSettings(alpha=0.5)).picture
+    net = adain.AdaIN(adain.load_encoder(encoder, CTX), adain.load_decoder(decoder, CTX), CTX)
+    stats = net.encode_style(adain.to_input(style, CTX))
+    expected = adain.to_picture(net.stylise(adain.to_input(content, CTX), [stats], alpha=0.5))
+    np.testing.assert_array_equal(got, expected)
+    # one style for several pictures: measured once, kept
+    fast.stylize(st.Inputs(other, style))
+    assert len(fast._styles) == 1
+    # a blend, and regions: one white mask is the plain picture
+    mixed = fast.stylize(st.Inputs(content, style_blend=[(style, 1), (other, 3)])).picture
+    assert not np.array_equal(mixed, fast.stylize(st.Inputs(content, style)).picture)
+    white = np.full((40, 48, 3), 255, np.uint8)
+    plain = fast.stylize(st.Inputs(content, other)).picture
+    masked = fast.stylize(st.Inputs(content, style, region=[(white, other)])).picture
+    assert np.abs(masked.astype(int) - plain).max() <= 1
+    with pytest.raises(st.StyleTransferError, match='needs a style'):
+        fast.start(st.Inputs(content))
+    with pytest.raises(st.StyleTransferError) as e:
+        st.FastSettings(alpha=1.5)
+    assert e.value.field == 'alpha'
+
+
+def test_the_command_with_adain(adain_files, tmp_path, capsys):
+    encoder, decoder = adain_files
+    one = write(tmp_path, 'one.png', picture(48, 40, 4))
+    a = write(tmp_path, 'a.png', picture(40, 40, 5))
+    b = write(tmp_path, 'b.png', picture(40, 48, 6))
+    common = [one, '--method', 'adain', '--decoder', decoder, '--encoder', encoder,
+              '--ctx', 'cpu:1']
+    assert cli.main(common + ['--style', a, '-o', str(tmp_path / 'a-out.png')]) == 0
+    assert cli.main(common + ['--style', a, '--style', b, '--style-mix', '0:1,1:0',
+                              '-o', str(tmp_path / 'mix-out.png')]) == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / 'a-out.png')),
+                                  np.asarray(Image.open(tmp_path / 'mix-out.png')))
+    assert cli.main(common + ['--style', a, '--alpha', '0', '-o', str(tmp_path / 'none.png')]) \
+        == 0
+    assert not np.array_equal(np.asarray(Image.open(tmp_path / 'none.png')),
+                              np.asarray(Image.open(tmp_path / 'a-out.png')))
+    capsys.readouterr()
+    assert '--style-mix' in refused(capsys, common + ['--style', a, '--style-mix', '3:1',
+                                                      '-o', str(tmp_path / 'x.png')])
+    assert '--decoder' in refused(capsys, [one, '--method', 'adain', '--style', a,
+                                           '-o', str(tmp_path / 'x.png')])
+    assert '--alpha' in refused(capsys, common + ['--style', a, '--alpha', '2',
+                                                  '-o', str(tmp_path / 'x.png')])
+    assert not (tmp_path / 'x.png').exists()
