@@ -303,7 +303,7 @@ def test_options_bundled_pictures_and_the_page(served):
     assert page.status_code == 200 and page.headers['content-type'].startswith('text/html')
     assert "script-src 'self'" in page.headers['content-security-policy']
     assert '/static/app.js' in page.text and '/static/style.css' in page.text
-    for name in ('index.html', 'app.js', 'style.css'):
+    for name in ('index.html', 'app.js', 'style.css', 'api.html', 'api.js'):
         text = client.get('/static/' + name).text
         assert not re.search(r'(https?:)?//[a-z0-9.-]+\.[a-z]{2,}', text), name   # offline
 
@@ -323,7 +323,8 @@ def test_the_api_is_documented(served):
         'allOf', []) for k in schema['components']['schemas'][
         part['$ref'].split('/')[-1]]['properties']}
     assert fields == set(forms.FORM_FIELDS)
-    assert served.client.get('/docs').status_code == 200
+    page = served.client.get('/docs')
+    assert page.status_code == 200 and '/static/api.js' in page.text   # drawn offline
 
 
 def test_fields_become_the_librarys_settings(idle):

@@ -222,3 +222,12 @@ def test_a_closed_connection_leaves_its_job_running(site):
         get_json(site.url + '/api/jobs/' + job_id)), timeout=60)
     assert state['state'] == 'finished' and state['position'] == [1, 30]
     assert state['files'] == ['log', 'picture', 'sheet']
+
+
+def test_the_api_page_draws_every_endpoint_offline(site, browser):
+    browser.get(site.url + '/docs')
+    wait_for(lambda: len(browser.find_elements('css selector', '.endpoint')) >= 9, 30)
+    text = browser.find_element('id', 'endpoints').text
+    for path in ('/api/jobs', '/api/jobs/{job_id}/events', '/api/jobs/{job_id}/stop'):
+        assert path in text
+    assert 'content_weight' in text          # the submission's form fields are listed

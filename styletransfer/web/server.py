@@ -98,7 +98,10 @@ def create_app(results=None, *, weights='zoo', ctx='cpu', max_upload_mb=20.0, ma
         finally:
             await anyio.to_thread.run_sync(shut)
 
-    app = FastAPI(title='styletransfer', lifespan=lifespan, description=(
+    # FastAPI's own /docs pages load their scripts from a CDN; ours is drawn by the page itself
+    # from /openapi.json, so the description works offline like the rest.
+    app = FastAPI(title='styletransfer', lifespan=lifespan, docs_url=None, redoc_url=None,
+                  description=(
         'Neural style transfer on MXNet Gluon, after the d2l book. Submit a job with two '
         'pictures, watch its events, stop it, take its results. One job runs at a time; the '
         'others wait their turn. Refusals are JSON: {"error": "...", "field": "..."}.'))
@@ -142,6 +145,10 @@ def create_app(results=None, *, weights='zoo', ctx='cpu', max_upload_mb=20.0, ma
     @app.get('/', include_in_schema=False)
     def page():
         return FileResponse(os.path.join(STATIC, 'index.html'), media_type='text/html')
+
+    @app.get('/docs', include_in_schema=False)
+    def api_page():
+        return FileResponse(os.path.join(STATIC, 'api.html'), media_type='text/html')
 
     @app.get('/api/options', summary='What a job can ask for')
     def options():
