@@ -1,0 +1,203 @@
+"""Feed-forward speed side by side with the PyTorch peer (../shared/bench/peer_fast_torch.py):
+one stylisation by Johnson et al.'s network, AdaIN with the style's statistics cached and with
+the style encoded each time, and one training step (batch 4 at 256x256). Run from the
+repository root:
+
+    python -m benchmarks.fast --peer /tmp/peer/bin/python --sizes 512x512,1024x680 --repeats 3
+
+Each measurement is its own process (ours: `python -m benchmarks.fast --worker ...`), ours and
+the peer's alternating over --repeats rounds so that the machine's noise falls on both; the
+report gives medians, the median of the per-round ratios, and our time over the
+convolution-rate bound the peer prints (its convolution FLOPs over the rate of one large 3x3
+convolution measured there and then). Weights are random: a pass's time does not depend on
+them. The report names the CPU class the figures came from.
+"""
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+from styletransfer import device
+
+from . import summary
+
+PROG = 'benchmarks.fast'
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+PEER = os.path.join(os.path.dirname(REPO), 'shared', 'bench', 'peer_fast_torch.py')
+KINDS = ('transformer', 'adain', 'train')
+_PEER_LINES = {
+    'seconds': re.compile(r'peer s/(?:image|step)[^)]*\)\s+([0-9.]+)'),
+    'encoded': re.compile(r'style encoded each time \(median of \d+\) ([0-9.]+)'),
+    'bound': re.compile(r'conv-rate bound s ([0-9.]+)'),
+}
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split('\n\n')[0])
+    p.add_argument('--peer', metavar='PYTHON', help='python of the peer\'s environment')
+    p.add_argument('--peer-script', default=PEER)
+    p.add_argument('--kinds', default='transformer,adain', help='of %s' % ', '.join(KINDS))
+    p.add_argument('--sizes', default='512x512,1024x680')
+    p.add_argument('--iters', type=int, default=5)
+    p.add_argument('--repeats', type=int, default=3)
+    p.add_argument('--threads', type=int, default=device.cores())
+    p.add_argument('--json', metavar='PATH')
+    p.add_argument('--worker', nargs=2, metavar=('KIND', 'SIZE'), help=argparse.SUPPRESS)
+    return p
+
+
+def median_time(fn, iters):
+    fn()
+    times = []
+    for _ in range(iters):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return sorted(times)[len(times) // 2]
+
+
+def worker(kind, size, iters):
+    """Inside the measurement process: ours, timed like the peer (the network's pass on an
+    array already on the device, waited for)."""
+    import mxnet as mx
+    from mxnet import autograd, nd
+    width, height = (int(v) for v in size.lower().split('x'))
+    ctx = mx.cpu()
+    result = {'kind': kind, 'size': size}
+    if kind == 'transformer':
+        from styletransfer.fast import johnson
+        net = johnson.TransformerNet(1)
+        net.initialize_weights(seed=0)
+        net.hybridize(static_alloc=True, static_shape=True)
+        x = nd.random.uniform(0, 255, (1, 3, height, width), ctx=ctx)
+        weights = johnson.style_weights(1, 0, ctx=ctx)
+        with autograd.predict_mode():
+            result['seconds'] = median_time(lambda: net(x, weights).wait_to_read(), iters)
+    elif kind == 'adain':
+        from styletransfer.fast import adain
+        encoder = adain.Encoder('vgg_normalised')
+        decoder = adain.Decoder('vgg_normalised')
+        for block in (encoder, decoder):
+            block.initialize(mx.init.Xavier(magnitude=2), ctx=ctx)
+        net = adain.AdaIN(encoder, decoder, ctx)
+        x = nd.random.uniform(0, 1, (1, 3, height, width), ctx=ctx)
+        style = nd.random.uniform(0, 1, (1, 3, height, width), ctx=ctx)
+        stats = net.encode_style(style)
+        result['seconds'] = median_time(lambda: net.stylise(x, [stats]).wait_to_read(), iters)
+        result['encoded'] = median_time(
+            lambda: net.stylise(x, [net.encode_style(style)]).wait_to_read(), iters)
+    else:
+        from styletransfer.fast import training
+        result['seconds'] = training.benchmark_step(batch=4, size=256, iters=iters, ctx=ctx)
+    with open('/proc/self/status') as f:
+        result['peak_mb'] = [int(line.split()[1]) for line in f
+                             if line.startswith('VmHWM')][0] / 1024
+    print(json.dumps(result))
+
+
+def run(command, env):
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=3600)
+    if done.returncode != 0:
+        raise RuntimeError('%s failed: %s' % (' '.join(command[:4]),
+                                              done.stderr.strip().splitlines()[-1:]))
+    return done.stdout
+
+
+def ours(kind, size, args):
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    out = run([sys.executable, '-m', 'benchmarks.fast', '--worker', kind, size,
+               '--iters', str(args.iters)], env)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def peer(kind, size, args):
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    out = run([args.peer, args.peer_script, '--model', kind, '--size', size, '--iters',
+               str(args.iters), '--threads', str(args.threads)], env)
+    values = {}
+    for key, pattern in _PEER_LINES.items():
+        match = pattern.search(out)
+        if match:
+            values[key] = float(match.group(1))
+    if 'seconds' not in values:
+        raise RuntimeError('the peer printed no time: %s' % out[-300:])
+    return values
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.worker:
+        return worker(*args.worker, args.iters)
+    kinds = [k for k in args.kinds.split(',') if k]
+    if any(k not in KINDS for k in kinds):
+        sys.exit('%s: --kinds must be of %s' % (PROG, ', '.join(KINDS)))
+    cpu = summary.cpu_class(device.cpu_model(), device.cpu_flags(), device.bfloat16_supported())
+    print('on %s, %d threads' % (cpu['text'], args.threads))
+    rows = []
+    for kind in kinds:
+        sizes = ['256x256'] if kind == 'train' else args.sizes.split(',')
+        for size in sizes:
+            records = []
+            for r in range(args.repeats):
+                order = ('ours', 'peer') if r % 2 == 0 else ('peer', 'ours')
+                record = {}
+                for who in order:
+                    if who == 'ours':
+                        record['ours'] = ours(kind, size, args)
+                    elif args.peer:
+                        record['peer'] = peer(kind, size, args)
+                records.append(record)
+            rows.append(_summary(kind, size, records))
+            _print(rows[-1])
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump({'cpu': cpu, 'threads': args.threads, 'rows': rows}, f, indent=1)
+    return 0
+
+
+def _summary(kind, size, records):
+    def med(values):
+        values = [v for v in values if v is not None]
+        return statistics.median(values) if values else None
+    row = {'kind': kind, 'size': size,
+           'ours_s': med([r['ours']['seconds'] for r in records]),
+           'ours_encoded_s': med([r['ours'].get('encoded') for r in records]),
+           'peak_mb': med([r['ours']['peak_mb'] for r in records])}
+    if all('peer' in r for r in records):
+        row.update(peer_s=med([r['peer']['seconds'] for r in records]),
+                   peer_encoded_s=med([r['peer'].get('encoded') for r in records]),
+                   bound_s=med([r['peer'].get('bound') for r in records]),
+                   ratio=med([r['ours']['seconds'] / r['peer']['seconds'] for r in records]))
+        if row['ours_encoded_s'] and row['peer_encoded_s']:
+            row['ratio_encoded'] = med([r['ours']['encoded'] / r['peer']['encoded']
+                                        for r in records])
+        if row['bound_s']:
+            row['over_bound'] = row['ours_s'] / row['bound_s']
+    return row
+
+
+def _print(row):
+    def fmt(key, pattern='%.3f'):
+        return pattern % row[key] if row.get(key) is not None else '-'
+    unit = 's/step (batch 4)' if row['kind'] == 'train' else 's/image'
+    text = '%-11s %-9s ours %s %s' % (row['kind'], row['size'], fmt('ours_s'), unit)
+    if row.get('ours_encoded_s'):
+        text += ' (style encoded each time %s)' % fmt('ours_encoded_s')
+    if row.get('peer_s') is not None:
+        text += '; peer %s, ours/peer %s' % (fmt('peer_s'), fmt('ratio', '%.2fx'))
+        if row.get('ratio_encoded'):
+            text += ' (encoded each time %s)' % fmt('ratio_encoded', '%.2fx')
+        text += '; conv-rate bound %s, ours/bound %s' % (fmt('bound_s'),
+                                                         fmt('over_bound', '%.2fx'))
+    text += '; peak %s MB' % fmt('peak_mb', '%.0f')
+    print(text, flush=True)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
