@@ -169,8 +169,11 @@ def local_cluster(workers, threads=None, retries=DEFAULT_RETRIES, dashboard=DEFA
     from distributed import Client, LocalCluster
     threads = threads or max(1, device.cores() // workers)
     # Dask sets OMP_NUM_THREADS=1 in its workers; env= is applied after that, before the
-    # worker process imports anything of ours.
-    with dask.config.set({'distributed.scheduler.allowed-failures': retries}):
+    # worker process imports anything of ours. A worker gets its next task only when it is
+    # free (saturation 1): a task waiting on a worker that dies counts that death against
+    # itself, and an innocent item queued behind a poison one would be failed with it.
+    with dask.config.set({'distributed.scheduler.allowed-failures': retries,
+                          'distributed.scheduler.worker-saturation': 1.0}):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                env={'OMP_NUM_THREADS': str(threads)},
                                dashboard_address=dashboard)
