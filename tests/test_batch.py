@@ -2,8 +2,8 @@
 Dask side (a LocalCluster of 2 worker processes of 1 thread, started once for the session):
 workers that die mid-item, and a poison item that kills every worker it touches.
 
-Items are tiny (random weights, one 32x24 stage of 3 iterations) so that every batch takes
-seconds; the pictures are random noise made here.
+Items are tiny (random weights, one 32x24 stage of 3 iterations, the layers up to conv2_1 only)
+so that every batch takes seconds; the pictures are random noise made here.
 """
 import functools
 import hashlib
@@ -22,7 +22,9 @@ from styletransfer.errors import StyleTransferError
 
 STAGE = '32x24:3:1'
 WIDTH, HEIGHT = 32, 24
-FAST = ['--weights', 'random', '--stage', STAGE, '--ctx', 'cpu']
+CONTENT_LAYERS, STYLE_LAYERS = 'conv2_1', 'conv1_1,conv2_1'   # a VGG-19 cut after 6 layers
+FAST = ['--weights', 'random', '--stage', STAGE, '--ctx', 'cpu', '--content-layers',
+        CONTENT_LAYERS, '--style-layers', STYLE_LAYERS]
 
 
 def picture(path, seed, width=40, height=30):
@@ -218,7 +220,7 @@ def test_bad_inputs_fail_their_own_items_and_the_batch_goes_on(tmp_path, picture
     (folder / 'b.png').unlink()
     (folder / 'b_broken.jpg').write_bytes(b'this is not a picture')   # between a and c
     picture(folder / 'c.png', seed=7)
-    picture(folder / 'd_small.png', seed=8, width=12, height=12)     # VGG's conv5_1 needs 16
+    picture(folder / 'd_small.png', seed=8, width=1, height=1)       # conv2_1 needs 2
     out = str(tmp_path / 'out')
     code, _, err = batch(capsys, '--content', str(folder), '--style', pictures['s1'], '-o',
                          out, '--scheduler', client.scheduler.address, *FAST)
@@ -230,7 +232,7 @@ def test_bad_inputs_fail_their_own_items_and_the_batch_goes_on(tmp_path, picture
     assert records['b_broken--s1.png']['reason'] == (
         '%s: not an image file Pillow can read' % (folder / 'b_broken.jpg'))
     assert records['d_small--s1.png']['reason'] == (
-        '%s: 12x12 is too small: the layers used need at least 16 pixels on each side'
+        '%s: 1x1 is too small: the layers used need at least 2 pixels on each side'
         % (folder / 'd_small.png'))
     assert sorted(n for n in os.listdir(out) if n.endswith('.png')) == ['a--s1.png',
                                                                         'c--s1.png']
@@ -257,7 +259,8 @@ def poison(content, style, task, spec, victim):
 def _run(client, pictures, out, work):
     import styletransfer as st
     plan = items.grid([pictures['a'], pictures['b']], [pictures['s1'], pictures['s2']])
-    spec = methods.Spec('gatys', st.Network(weights='random'), 'cpu', 1)
+    spec = methods.Spec('gatys', st.Network(weights='random', content_layers=CONTENT_LAYERS,
+                                            style_layers=STYLE_LAYERS), 'cpu', 1)
     return engine.run(plan, spec, st.Settings(stages=[STAGE]), out,
                       engine.OnDask(client, work=work))
 

@@ -10,8 +10,10 @@ Executors get the pictures' bytes, not their paths: Dask workers may be other ma
 Dask, each item is a task that carries its two pictures (no scattered data that a dying worker
 would take with it); a worker that dies mid-item has the item run again on another, up to the
 scheduler's `allowed-failures`, after which the item is reported failed (a poison item that
-kills every worker it touches is not retried forever). Tasks go out a few at a time (`window`),
-so the client's and the scheduler's memory hold a few items' pictures, not the whole batch's.
+kills every worker it touches is not retried forever). Tasks go out one per worker thread at a
+time: the scheduler counts a worker's death against every task it holds, so an innocent item
+queued on a worker behind a poison one would be failed with it; and the client's and the
+scheduler's memory hold a few items' pictures, not the whole batch's.
 """
 import contextlib
 import dataclasses
@@ -85,7 +87,8 @@ class OnDask:
     """Items as tasks of a Dask `client` (a LocalCluster's or an existing scheduler's).
     `retries`: reruns of a task that raised (the worker catches the items' own failures, so
     this is for what goes wrong around them); deaths of workers are the scheduler's
-    `allowed-failures`. `window`: tasks in flight (default: twice the workers' threads)."""
+    `allowed-failures`. `window`: tasks in flight (default: the workers' threads, counted
+    again as items finish, so workers that join or leave are followed)."""
 
     def __init__(self, client, retries=DEFAULT_RETRIES, window=None, work=stylize_item):
         self.client, self.retries, self.window, self.work = client, retries, window, work
@@ -94,7 +97,6 @@ class OnDask:
     def results(self, jobs, task_of, spec):
         from distributed import as_completed
         pending = iter(jobs)
-        window = self.window or max(2, 2 * sum(self.client.nthreads().values()))
         running, early = {}, []
         futures = as_completed()
 
@@ -114,9 +116,12 @@ class OnDask:
                 return True
             return False
 
-        for _ in range(window):
-            if not submit():
-                break
+        def fill():
+            window = self.window or max(1, sum(self.client.nthreads().values()))
+            while len(running) < window and submit():
+                pass
+
+        fill()
         while early:
             yield early.pop(0)
         for future in futures:
@@ -126,7 +131,7 @@ class OnDask:
             except Exception as e:   # noqa: BLE001 - the item failed; the batch goes on
                 outcome = _failed(_dask_reason(e))
             future.release()
-            submit()
+            fill()
             while early:
                 yield early.pop(0)
             yield job, outcome
@@ -169,9 +174,9 @@ def local_cluster(workers, threads=None, retries=DEFAULT_RETRIES, dashboard=DEFA
     from distributed import Client, LocalCluster
     threads = threads or max(1, device.cores() // workers)
     # Dask sets OMP_NUM_THREADS=1 in its workers; env= is applied after that, before the
-    # worker process imports anything of ours. A worker gets its next task only when it is
-    # free (saturation 1): a task waiting on a worker that dies counts that death against
-    # itself, and an innocent item queued behind a poison one would be failed with it.
+    # worker process imports anything of ours. Saturation 1: where the scheduler queues
+    # tasks, a worker gets its next one only when free (see the module's docstring on why
+    # OnDask also sends no more tasks than there are worker threads).
     with dask.config.set({'distributed.scheduler.allowed-failures': retries,
                           'distributed.scheduler.worker-saturation': 1.0}):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
