@@ -215,7 +215,8 @@ def test_rerun_skips_what_is_done_and_redoes_what_changed(tmp_path, pictures, cl
 
 
 def test_bad_inputs_fail_their_own_items_and_the_batch_goes_on(tmp_path, pictures, client,
-                                                              capsys):
+                                                              capsys, monkeypatch):
+    monkeypatch.setattr(sys.stderr, 'isatty', lambda: True)   # as on a terminal: a bar
     folder = tmp_path / 'photos'
     (folder / 'b.png').unlink()
     (folder / 'b_broken.jpg').write_bytes(b'this is not a picture')   # between a and c
@@ -237,6 +238,7 @@ def test_bad_inputs_fail_their_own_items_and_the_batch_goes_on(tmp_path, picture
     assert sorted(n for n in os.listdir(out) if n.endswith('.png')) == ['a--s1.png',
                                                                         'c--s1.png']
     assert 'failed: b_broken--s1.png: %s' % records['b_broken--s1.png']['reason'] in err
+    assert '4/4' in err and 'failed=2' in err          # the bar's last state
 
 
 def crash_once(content, style, task, spec, victim, marker):
