@@ -9,6 +9,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import sys
 
 import numpy as np
@@ -111,12 +112,15 @@ def test_folders_pairs_and_refusals(tmp_path, pictures):
 
 
 def test_command_line_refusals_run_nothing(tmp_path, pictures, capsys):
+    code, help_text, _ = batch(capsys, '--help')
+    assert code == 0 and '--scheduler tcp://HOST:PORT' in help_text
+    assert re.search(r'about\s+1%;', help_text)   # train's options' help, rendered through ours
     out = str(tmp_path / 'out')
     code, _, err = batch(capsys, '--content', pictures['a'], '--style', pictures['s1'], '-o',
                          out, '--method', 'fast')
     assert code == 2 and err.strip() == (
-        'styletransfer batch: error: --method fast is not available yet: the feed-forward '
-        'networks (st.FastStylizer) have not landed; use --method gatys')
+        'styletransfer batch: error: --method fast is not available yet: batches of '
+        'feed-forward networks (st.FastStylizer) are to come; use --method gatys')
     code, _, err = batch(capsys, '--content', pictures['a'], '--style', pictures['s1'], '-o',
                          out, '--method', 'adain')
     assert code == 2 and 'method adain is not available yet' in err

@@ -35,8 +35,11 @@ class Method:
 
 METHODS = {
     'gatys': Method('gatys', 'styletransfer.gatys.stylizer:Stylizer'),
-    'fast': Method('fast', None, 'the feed-forward networks (st.FastStylizer) have not landed'),
-    'adain': Method('adain', None, 'AdaIN (st.FastStylizer) has not landed'),
+    # A feed-forward network carries its styles: its items will be content x model, not
+    # content x style picture.
+    'fast': Method('fast', None, 'batches of feed-forward networks (st.FastStylizer) are to '
+                                 'come'),
+    'adain': Method('adain', None, 'AdaIN has no stylizer with the run protocol yet'),
 }
 
 
