@@ -132,6 +132,21 @@ def test_command_line_refusals_run_nothing(tmp_path, pictures, capsys):
     assert not os.path.exists(out)
 
 
+def test_without_dask_the_items_run_in_this_process(tmp_path, pictures, capsys, monkeypatch):
+    from styletransfer.cli import batch as command
+    monkeypatch.setattr(command, 'have_dask', lambda: False)
+    out = str(tmp_path / 'out')
+    code, _, err = batch(capsys, '--content', pictures['a'], '--style', pictures['s1'], '-o',
+                         out, '--scheduler', 'tcp://127.0.0.1:1', *FAST)
+    assert code == 2 and err.strip().endswith('--scheduler needs Dask: pip install '
+                                              '"styletransfer[batch]"')
+    code, stdout, err = batch(capsys, '--content', pictures['a'], '--style', pictures['s1'],
+                              '-o', out, '--workers', '2', *FAST)
+    assert code == 0 and 'Dask is not installed' in err and 'dashboard' not in stdout
+    assert [(r['status'], r['worker']) for r in lines(out)] == [
+        ('done', '%s:%d' % (os.uname()[1], os.getpid()))]
+
+
 def test_manifest_file_is_appended_and_locked(tmp_path):
     path = str(tmp_path / manifest.NAME)
     with manifest.AppendFile(path, lock=True) as first:

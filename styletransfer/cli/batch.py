@@ -127,7 +127,7 @@ def _prepare(args, prog):
         items = batch_items.grid(batch_items.collect(args.content, 'content'),
                                  batch_items.collect(args.style, 'style'))
     where = 'scheduler' if args.scheduler else 'local' if args.workers else 'here'
-    if where != 'here' and importlib.util.find_spec('distributed') is None:
+    if where != 'here' and not have_dask():
         if args.scheduler:
             raise StyleTransferError('--scheduler needs Dask: pip install "styletransfer[batch]"')
         print('%s: note: Dask is not installed (pip install "styletransfer[batch]"); running '
@@ -140,6 +140,10 @@ def _prepare(args, prog):
         device.set_threads(threads)    # checks the number against this machine's cores
     spec = methods.Spec(args.method, model, args.ctx, threads)
     return items, spec, settings, where
+
+
+def have_dask():
+    return importlib.util.find_spec('distributed') is not None
 
 
 def _run(args, prog, items, spec, settings, where):
