@@ -128,8 +128,8 @@ class OnDask:
             job = running.pop(future)
             try:
                 outcome = future.result()
-            except Exception as e:   # noqa: BLE001 - the item failed; the batch goes on
-                outcome = _failed(_dask_reason(e))
+            except Exception as e:   # noqa: BLE001 - the item failed (a cancelled future
+                outcome = _failed(_dask_reason(e))   # too); the batch goes on
             future.release()
             fill()
             while early:
@@ -238,7 +238,11 @@ def run(items, spec, settings, outdir, executor, log_path=None, force=False, on_
     skipped)` is called once planned, `on_item(record)` after each item's manifest line.
     Returns the Summary; Ctrl-C (KeyboardInterrupt) leaves every finished item recorded."""
     started = time.perf_counter()
-    os.makedirs(outdir, exist_ok=True)
+    try:
+        os.makedirs(outdir, exist_ok=True)
+    except OSError as e:
+        raise StyleTransferError('%s: cannot make the folder (%s)' % (outdir, e.strerror or e)) \
+            from e
     todo, fresh, bad = plan(items, spec, settings, outdir, force)
     model, plain = model_dict(spec), settings.to_dict()
     summary = Summary()

@@ -31,7 +31,11 @@ class AppendFile:
 
     def __init__(self, path, lock=False):
         self.path = path
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        except OSError as e:
+            raise StyleTransferError('%s: cannot append to it (%s)' % (path, e.strerror or e)) \
+                from e
         if lock:
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
