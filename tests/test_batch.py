@@ -147,6 +147,20 @@ def test_without_dask_the_items_run_in_this_process(tmp_path, pictures, capsys, 
         ('done', '%s:%d' % (os.uname()[1], os.getpid()))]
 
 
+def test_reasons_are_one_line():
+    from styletransfer.batch.worker import one_line
+    assert one_line(StyleTransferError('x.png: not an image file Pillow can read')) == \
+        'x.png: not an image file Pillow can read'
+    assert one_line(RuntimeError('Error during deserialization.\nThe scheduler and client\n'
+                                 'differ.\n\nMore below.')) == (
+        'RuntimeError: Error during deserialization. The scheduler and client differ.')
+    assert one_line(ValueError('Traceback (most recent call last):\n  File "a", line 1\n'
+                               'MXNetError: Check failed: x')) == 'ValueError: MXNetError: ' \
+                                                                  'Check failed: x'
+    assert one_line(MemoryError()) == 'MemoryError'
+    assert len(one_line(ValueError('y' * 1000))) == 300
+
+
 def test_manifest_file_is_appended_and_locked(tmp_path):
     path = str(tmp_path / manifest.NAME)
     with manifest.AppendFile(path, lock=True) as first:

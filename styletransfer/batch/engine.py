@@ -34,7 +34,9 @@ from .worker import one_line, stylize_item
 
 LOG_NAME = 'batch.log'
 DEFAULT_RETRIES = 2          # deaths of a worker an item may cause before it is failed
-DEFAULT_DASHBOARD = ':8787'  # Dask's own default; a busy port makes Dask pick another
+# Dask's port, on this machine only (a local batch need not show its dashboard to the network);
+# a busy port makes Dask pick another.
+DEFAULT_DASHBOARD = '127.0.0.1:8787'
 
 
 @dataclass

@@ -114,10 +114,14 @@ def encode_png(picture, task, weights):
 
 
 def one_line(error):
-    """The usual one-line reason: our errors' own text; others by type and first line."""
+    """The usual one-line reason: our errors' own text; others by type and their first
+    paragraph (a message with a traceback in it, as MXNet's: its last line), on one line."""
     text = str(error).strip()
     if not isinstance(error, StyleTransferError):
-        first = next((line.strip() for line in text.splitlines() if line.strip()), '')
-        text = '%s: %s' % (type(error).__name__, first) if first else type(error).__name__
+        paragraph = text.split('\n\n')[0]
+        if paragraph.startswith('Traceback'):
+            paragraph = paragraph.strip().splitlines()[-1]
+        text = '%s: %s' % (type(error).__name__, paragraph) if paragraph else \
+            type(error).__name__
     text = ' '.join(text.split())
     return text if len(text) <= REASON_LENGTH else text[:REASON_LENGTH - 3] + '...'
