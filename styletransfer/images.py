@@ -3,6 +3,7 @@
 Arrays on the MXNet side are HxWx3 (pictures) or 1x3xHxW (network input); the ImageNet mean and
 std live on the run's context so that normalising never mixes devices.
 """
+import io
 import os
 import warnings
 
@@ -17,16 +18,23 @@ RGB_STD = (0.229, 0.224, 0.225)
 SAVE_FORMATS = {'.png': 'PNG', '.jpg': 'JPEG', '.jpeg': 'JPEG'}
 
 
-def load_image(path):
+def load_image(path, data=None):
     """Read an image file into an HxWx3 uint8 array, upright and RGB.
 
+    With `data`, the file's bytes already read (a batch sends them to a worker on another
+    machine), nothing is read from disk and `path` only names the picture in messages.
     Returns (array, notes): notes are one-line remarks on conversions the caller may show.
     Every failure is a StyleTransferError naming the file.
     """
     path = os.fspath(path)
-    check_input_file(path, 'an image')
-    if os.path.getsize(path) == 0:
+    if data is None:
+        check_input_file(path, 'an image')
+        empty = os.path.getsize(path) == 0
+    else:
+        empty = len(data) == 0
+    if empty:
         raise StyleTransferError('%s: file is empty' % path)
+    source = path if data is None else io.BytesIO(data)
     notes = []
     try:
         with warnings.catch_warnings():
@@ -34,7 +42,7 @@ def load_image(path):
             # Its other warnings (skipped damaged EXIF tags) say nothing a user can act on.
             warnings.simplefilter('ignore')
             warnings.simplefilter('error', Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(source) as img:
                 if getattr(img, 'n_frames', 1) > 1:
                     notes.append('%s: %d frames, using the first' % (path, img.n_frames))
                 img.seek(0)

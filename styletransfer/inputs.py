@@ -180,11 +180,16 @@ def _load_picture(value, what, min_side):
                 raise StyleTransferError('%s: values must be finite, in 0..255' % name,
                                          what.split()[0])
             picture = np.round(picture).astype(np.uint8)
+    check_side(picture, name, min_side)
+    return np.ascontiguousarray(picture), notes
+
+
+def check_side(picture, name, min_side):
+    """Refuse a picture (HxWx3) smaller than `min_side` on a side, naming it."""
     if min(picture.shape[:2]) < min_side:
         raise StyleTransferError('%s: %dx%d is too small: the layers used need at least %d '
                                  'pixels on each side' % (name, picture.shape[1],
                                                           picture.shape[0], min_side))
-    return np.ascontiguousarray(picture), notes
 
 
 def digest(picture):

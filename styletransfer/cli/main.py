@@ -6,6 +6,7 @@
     styletransfer compare-logs OURS [REFERENCE]        judge a log against the book's
     styletransfer convert-weights IN.pth OUT.params    torchvision's VGG-19 for --weights
     styletransfer serve [--host H] [--port P]          the web page (needs the web extra)
+    styletransfer batch --content .. --style .. -o DIR  many pictures, here or on Dask workers
 """
 import importlib
 import os
@@ -19,6 +20,7 @@ COMMANDS = {
     'compare-logs': ('compare', 'compare a run\'s loss log with the book\'s'),
     'convert-weights': ('convert', 'torchvision\'s VGG-19 .pth as a Gluon .params file'),
     'serve': ('serve', 'a local web page: two pictures in, watch the run, take the picture'),
+    'batch': ('batch', 'every content picture against every style, here or on Dask workers'),
 }
 
 

@@ -151,7 +151,7 @@ def add_method_options(p, inputs=True):
     p.add_argument('--dtype', choices=DTYPES,
                    help='precision of the VGG network: bfloat16 (CPU only, through MXNet AMP and '
                         'oneDNN; needs AVX-512) is faster on CPUs with AVX-512 BF16 and moves the '
-                        'losses by under about 1%%; the losses themselves stay float32 (default: '
+                        'losses by under about 1%%%%; the losses themselves stay float32 (default: '
                         '%s, the book\'s)' % n.dtype)
     g.add_argument('--pooling', choices=POOLINGS,
                    help='VGG pooling; avg often gives smoother results (default: %s)' % n.pooling)
