@@ -323,3 +323,33 @@ def test_a_poison_item_is_failed_after_the_retries(tmp_path, pictures, client):
     assert failed[0]['reason'].startswith('2 workers died running it (the last tcp://')
     assert failed[0]['reason'].endswith('); not retried again')
     assert not os.path.exists(str(tmp_path / 'out' / 'a--s2.png'))
+
+
+def test_adain_items_are_the_pictures_of_its_stylizer(tmp_path, pictures, capsys):
+    """--method adain: content x style items through AdaIN (files in the authors' layout with
+    random values), each the picture FastStylizer gives."""
+    import styletransfer as st
+    from test_adain import DECODER, ENCODER, as_state, random_conv
+    from torch_pickles import state_dict, write_pth
+    rng = np.random.default_rng(1)
+    encoder = write_pth(str(tmp_path / 'vgg_normalised.pth'), state_dict(as_state(
+        {i: random_conv(rng, *shape) for i, shape in ENCODER.items()})), 'zip')
+    decoder = write_pth(str(tmp_path / 'decoder.pth'), state_dict(as_state(
+        {i: random_conv(rng, out, c, 3) for i, (out, c) in DECODER.items()})), 'zip')
+    out = str(tmp_path / 'out')
+    code, _, err = batch(capsys, '--content', pictures['a'], '--style', pictures['s1'],
+                         pictures['s2'], '-o', out, '--method', 'adain', '--decoder', decoder,
+                         '--encoder', encoder, '--alpha', '0.7', '--ctx', 'cpu')
+    assert code == 0, err
+    fast = st.FastStylizer(ctx='cpu', decoder=decoder, encoder=encoder)
+    for style in ('s1', 's2'):
+        expected = fast.stylize(st.Inputs(pictures['a'], pictures[style]),
+                                st.FastSettings(alpha=0.7)).picture
+        got = np.asarray(Image.open(os.path.join(out, 'a--%s.png' % style)))
+        np.testing.assert_array_equal(got, expected)
+    records = lines(out)
+    assert [r['status'] for r in records] == ['done', 'done']
+    assert records[0]['settings']['alpha'] == 0.7 and 'AdaIN decoder' in records[0]['weights']
+    code, _, err = batch(capsys, '--content', pictures['a'], '--style', pictures['s1'], '-o',
+                         str(tmp_path / 'x'), '--method', 'adain')
+    assert code == 2 and '--decoder' in err

@@ -33,13 +33,31 @@ class Method:
         return getattr(importlib.import_module(module), name)(model, ctx=ctx)
 
 
+@dataclass(frozen=True)
+class AdaINModel:
+    """AdaIN's model spec: its decoder file and the encoder it belongs to (the authors'
+    vgg_normalised.pth, or 'zoo', 'random' or a VGG-19 .params). Files must exist where the
+    workers run, like --weights PATH."""
+    decoder: str
+    encoder: str
+    min_side = 8        # AdaIN's encoder pools three times before relu4_1
+
+    def to_dict(self):
+        return {'decoder': self.decoder, 'encoder': self.encoder}
+
+
+def adain_stylizer(model, ctx):
+    from ..fast.stylizer import FastStylizer
+    return FastStylizer(ctx=ctx, decoder=model.decoder, encoder=model.encoder)
+
+
 METHODS = {
     'gatys': Method('gatys', 'styletransfer.gatys.stylizer:Stylizer'),
-    # A feed-forward network carries its styles: its items will be content x model, not
+    'adain': Method('adain', 'styletransfer.batch.methods:adain_stylizer'),
+    # A feed-forward network carries its styles: its items would be content x model, not
     # content x style picture.
-    'fast': Method('fast', None, 'batches of feed-forward networks (st.FastStylizer) are to '
-                                 'come'),
-    'adain': Method('adain', None, 'AdaIN has no stylizer with the run protocol yet'),
+    'fast': Method('fast', None, 'a per-style network has no style pictures to pair with the '
+                                 'contents; use styletransfer stylize on a folder'),
 }
 
 

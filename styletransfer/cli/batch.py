@@ -25,7 +25,15 @@ from styletransfer.vgg.network import WEIGHT_KINDS
 PROG = 'styletransfer batch'
 # --method -> (model spec, settings) from the options; a method that lands adds its entry here
 # and in batch.methods.METHODS.
-OBJECTS = {'gatys': lambda args: method_objects(args)[:2]}
+def _adain(args):
+    import styletransfer as st
+    if not args.decoder:
+        raise StyleTransferError('--method adain needs a decoder: give --decoder')
+    return (methods.AdaINModel(args.decoder, args.encoder or args.weights or 'zoo'),
+            st.FastSettings(preserve_colors=args.preserve_colors or 'none', alpha=args.alpha))
+
+
+OBJECTS = {'gatys': lambda args: method_objects(args)[:2], 'adain': _adain}
 WAIT_FOR_WORKERS = 60   # seconds an existing scheduler has to show a worker
 
 
@@ -45,9 +53,15 @@ def build_parser(prog=PROG):
     p.add_argument('-o', '--output-dir', required=True, metavar='OUTDIR',
                    help='folder of the outputs, manifest.jsonl and batch.log (made if missing)')
     p.add_argument('--method', choices=list(methods.METHODS), default='gatys',
-                   help='gatys: the book\'s optimisation (default); fast and adain are not '
-                        'available yet')
+                   help='gatys: the book\'s optimisation (default); adain: any style in one '
+                        'pass (--decoder, --encoder, --alpha)')
     add_method_options(p, inputs=False)
+    a = p.add_argument_group('AdaIN (--method adain)')
+    a.add_argument('--decoder', metavar='FILE', help='the decoder (decoder.pth or ours)')
+    a.add_argument('--encoder', metavar='FILE', help='its encoder: the authors\' '
+                   'vgg_normalised.pth; default: this project\'s VGG-19 (--weights)')
+    a.add_argument('--alpha', type=float, default=1.0, metavar='A',
+                   help='content/style trade-off in [0, 1] (default: 1)')
     add_device_options(p)
     g = p.add_argument_group('where the items run')
     g.add_argument('--workers', type=int, default=0, metavar='N',
@@ -114,13 +128,24 @@ def _prepare(args, prog):
     if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
         raise StyleTransferError('%s: exists and is not a folder' % args.output_dir)
     model, settings = OBJECTS[args.method](args)
-    settings.check_network(model)
+    if hasattr(settings, 'check_network'):
+        settings.check_network(model)
     weights = getattr(model, 'weights', None)
     if isinstance(weights, str) and weights not in WEIGHT_KINDS and not args.scheduler:
         if not os.path.isfile(weights):
             raise StyleTransferError('--weights %s: no such file' % weights)
         # Local workers may start in another folder.
         model = type(model)(**dict(model.to_dict(), weights=os.path.abspath(weights)))
+    if isinstance(model, methods.AdaINModel) and not args.scheduler:
+        files = {}
+        for name in ('decoder', 'encoder'):
+            path = getattr(model, name)
+            if name == 'encoder' and path in WEIGHT_KINDS:
+                continue
+            if not os.path.isfile(path):
+                raise StyleTransferError('--%s %s: no such file' % (name, path))
+            files[name] = os.path.abspath(path)
+        model = methods.AdaINModel(**dict(model.to_dict(), **files))
     if args.pairs:
         items = batch_items.make_items(batch_items.read_pairs(args.pairs))
     else:
