@@ -386,17 +386,19 @@ def test_consistency_mask_by_hand():
     backward[..., 0] = 2.0
     forward = -backward
     mask = fl.consistency_mask(forward, backward)
-    assert mask.dtype == np.float32 and mask.shape == (12, 16) and mask.min() == 1
+    assert mask.dtype == np.float32 and mask.shape == (12, 16)
+    # Columns 14 and 15 point 2 pixels to the right, outside the previous frame: unreliable.
+    assert mask[:, :14].min() == 1 and mask[:, 14:].max() == 0
     # Flows that do not cancel: |w + w~|^2 = 16 > 0.01 * (4 + 4) + 0.5.
     assert fl.consistency_mask(backward, backward).max() == 0
     # Slightly off (|w + w~|^2 = 0.49 < 0.58) is still consistent.
     near = forward.copy()
     near[..., 1] = 0.7
-    assert fl.consistency_mask(near, backward).min() == 1
+    assert fl.consistency_mask(near, backward)[:, :14].min() == 1
     # A motion boundary: the backward flow jumps from 0 (columns 0-7) to 2 (columns 8-15).
     # Central differences see a gradient of 1 in columns 7 and 8 (1 > 0.01 |w|^2 + 0.002) and
-    # 0 elsewhere. The forward flow agrees where it is read (columns 0-7 and 10-15, the border
-    # repeating for 14 and 15), so only the boundary is flagged.
+    # 0 elsewhere. The forward flow agrees where it is read (columns 0-7 and 10-15), so only
+    # the boundary is flagged, and columns 14 and 15, which point outside the frame.
     step = np.zeros(shape, np.float32)
     step[:, 8:, 0] = 2.0
     agreeing = np.zeros(shape, np.float32)
@@ -405,6 +407,7 @@ def test_consistency_mask_by_hand():
     mask = fl.consistency_mask(agreeing, step)
     expected = np.ones((12, 16), np.float32)
     expected[:, 7:9] = 0
+    expected[:, 14:] = 0
     assert np.array_equal(mask, expected)
 
 

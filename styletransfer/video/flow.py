@@ -103,7 +103,10 @@ def consistency_mask(forward, backward):
       frame): |w + w~|^2 > 0.01 (|w|^2 + |w~|^2) + 0.5, or
     - at a motion boundary: |grad u|^2 + |grad v|^2 > 0.01 |w|^2 + 0.002, with (u, v) = backward
       and central differences (one-sided at the picture's edges). As in the paper, this test
-      uses the flow being checked (w, whose gradient it is), not the warped forward flow w~.
+      uses the flow being checked (w, whose gradient it is), not the warped forward flow w~;
+    - where w points outside the previous frame (the picture entering at an edge as the camera
+      moves): the warp there only repeats the border, which a stylised video would smear
+      along; the forward check cannot see it, since both flows are repeated the same way.
     """
     forward = np.asarray(forward, dtype=np.float32)
     backward = np.asarray(backward, dtype=np.float32)
@@ -117,7 +120,12 @@ def consistency_mask(forward, backward):
         + DISOCCLUSION_OFFSET
     gradient2 = sum(g ** 2 for c in range(2) for g in np.gradient(backward[..., c]))
     boundary = gradient2 > BOUNDARY_RATIO * w2 + BOUNDARY_OFFSET
-    return (~(disoccluded | boundary)).astype(np.float32)
+    height, width = backward.shape[:2]
+    ys, xs = np.mgrid[0:height, 0:width]
+    x, y = xs + backward[..., 0], ys + backward[..., 1]
+    # Half a pixel beyond the edge still reads the edge pixel (bilinear, repeated border).
+    outside = (x < -0.5) | (x > width - 0.5) | (y < -0.5) | (y > height - 0.5)
+    return (~(disoccluded | boundary | outside)).astype(np.float32)
 
 
 def motion(previous, current, preset=DEFAULT_PRESET):

@@ -76,7 +76,9 @@ class GatysFrames:
         from ..inputs import Inputs
         if previous is None or self.temporal_weight == 0:
             return self.stylizer.stylize(Inputs(frame, **self.style), self.settings).picture
-        warped = fl.warp(previous, backward)
+        # Where the flow is not to be trusted (the picture entering at an edge, disocclusions),
+        # the frame itself starts the optimisation, not the smeared warp.
+        warped = fl.blend(frame, fl.warp(previous, backward), mask, 1.0)
         inputs = Inputs(frame, init=warped, **self.style)
         term = temporal_term(previous, backward, mask, self.temporal_weight)
         return self.stylizer.stylize(inputs, self.settings, extra_terms=[term]).picture
