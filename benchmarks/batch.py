@@ -1,7 +1,7 @@
 """Throughput of a batch: the same small items in this process one after the other (the loop),
 and on local Dask clusters of 1 and 2 worker processes.
 
-    python -m styletransfer.batch.bench [--items 24] [--stage 64x48:20:20] [--workers 1,2]
+    python -m benchmarks.batch [--items 24] [--stage 64x48:20:20] [--workers 1,2]
 
 Every mode is measured warm: its processes have imported MXNet and built the stylizer (one
 item each, not counted) before the clock starts, so the numbers compare running items, not
@@ -24,23 +24,12 @@ STAGE = '64x48:20:20'
 STYLES = 4
 
 
-def cpu_model():
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return 'unknown'
-
-
 def _pictures(folder, items):
     """Noise pictures: ceil(items / STYLES) contents and STYLES styles; the first `items`
     items of their grid."""
     import numpy as np
     from PIL import Image
-    from . import items as batch_items
+    from styletransfer.batch import items as batch_items
     paths = {}
     for role, count in (('content', math.ceil(items / STYLES)), ('style', STYLES)):
         paths[role] = []
@@ -59,14 +48,17 @@ def measure(items=ITEMS, stage=STAGE, workers=(1, 2), threads=THREADS, folder=No
     local cluster of each number of `workers`. Must run in a process that has not imported
     MXNet yet (its threads are set here), and under `if __name__ == '__main__'` (Dask starts
     its workers by spawning Python)."""
-    from .. import device
-    from ..settings import Settings
-    from ..vgg.network import Network
-    from . import engine, methods
+    from styletransfer import device
+    from styletransfer.batch import engine, methods
+    from styletransfer.settings import Settings
+    from styletransfer.vgg.network import Network
+    from . import summary
     device.set_threads(threads)
     spec = methods.Spec('gatys', Network(weights='random'), 'cpu', threads)
     settings = Settings(stages=[stage])
-    out = {'cpu': cpu_model(), 'cores': device.cores(), 'items': items, 'stage': stage,
+    cpu = summary.cpu_class(device.cpu_model(), device.cpu_flags(),
+                            device.bfloat16_supported())
+    out = {'cpu': cpu['text'], 'cores': device.cores(), 'items': items, 'stage': stage,
            'threads': threads, 'modes': []}
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         plan = _pictures(tmp, items)
@@ -97,7 +89,7 @@ def measure(items=ITEMS, stage=STAGE, workers=(1, 2), threads=THREADS, folder=No
 
 def _warm_every_worker(client, item, spec, settings):
     """One item on each worker, so that all of them have loaded the stylizer."""
-    from .worker import stylize_item
+    from styletransfer.batch.worker import stylize_item
     with open(item.content, 'rb') as f:
         content = f.read()
     with open(item.style, 'rb') as f:
@@ -122,7 +114,7 @@ def table(result):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog='python -m styletransfer.batch.bench', description=(
+    p = argparse.ArgumentParser(prog='python -m benchmarks.batch', description=(
         __doc__.split('\n\n')[0]))
     p.add_argument('--items', type=int, default=ITEMS)
     p.add_argument('--stage', default=STAGE, help='each item\'s one stage (default: %s)' % STAGE)
@@ -135,7 +127,7 @@ def main(argv=None):
                      args.threads)
     print(table(result))
     if args.json:
-        from ..files import write_text
+        from styletransfer.files import write_text
         write_text(args.json, json.dumps(result, indent=1) + '\n')
     return 0
 
