@@ -31,12 +31,14 @@ class Term:
 
 class Objective(gluon.HybridBlock):
     """`objective(x)` for a 1x3xHxW image whose size is fixed at the first call: the weighted
-    losses (content, style, tv, each extra term's, and their total), each of shape (1,). Its only Parameters are the extractor's (frozen), and
-    the targets are constant inputs, so a backward pass computes the image's gradient alone.
+    losses (content, style, tv, each extra term's, and their total), each of shape (1,). Its
+    only Parameters are the extractor's (frozen), and the targets are constant inputs, so a
+    backward pass computes the image's gradient alone.
 
     `style_targets` is a list of Gram matrices (one per style layer) or of `losses.Region`s, as
-    `losses.compute_losses` takes them, or with `style_loss` that loss's target tuples. A new size needs a new Objective (it is cheap: the
-    extractor's parameters are shared, not copied)."""
+    `losses.compute_losses` takes them, or with `style_loss` that loss's target tuples. A new
+    size needs a new Objective (it is cheap: the extractor's parameters are shared, not
+    copied)."""
 
     def __init__(self, extractor, content_targets, style_targets, content_weight,
                  style_weight, tv_weight, extra=(), style_loss=None, **kwargs):
