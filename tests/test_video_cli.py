@@ -98,3 +98,28 @@ def test_a_trained_network_per_frame(tmp_path, capsys):
     assert cli.main([clip, '-o', str(tmp_path / 'x.mp4'), '--method', 'fast', '--model', model,
                      '--temporal-weight', '2']) == 2
     assert '0..1' in capsys.readouterr().err
+
+
+def test_adain_per_frame_measures_the_style_once(tmp_path, monkeypatch):
+    import styletransfer as st
+    from test_adain import DECODER, ENCODER, as_state, random_conv
+    from torch_pickles import state_dict, write_pth
+    clip, style = make_clip(tmp_path)
+    rng = np.random.default_rng(1)
+    encoder = write_pth(str(tmp_path / 'vgg_normalised.pth'), state_dict(as_state(
+        {i: random_conv(rng, *shape) for i, shape in ENCODER.items()})), 'zip')
+    decoder = write_pth(str(tmp_path / 'decoder.pth'), state_dict(as_state(
+        {i: random_conv(rng, out, c, 3) for i, (out, c) in DECODER.items()})), 'zip')
+    encoded = []
+    real = st.FastStylizer._statistics
+
+    def counting(self, style, content, settings):
+        encoded.append(len(self._styles))
+        return real(self, style, content, settings)
+    monkeypatch.setattr(st.FastStylizer, '_statistics', counting)
+    out = str(tmp_path / 'adain.mp4')
+    assert cli.main([clip, '-o', out, '--method', 'adain', '--style', style, '--decoder',
+                     decoder, '--encoder', encoder, '--alpha', '0.8', '--ctx', 'cpu:1',
+                     '--no-progress']) == 0
+    assert len(list(vio.read_frames(out))) == 6
+    assert encoded == [0, 1, 1, 1, 1, 1]       # the style's statistics from the first frame on

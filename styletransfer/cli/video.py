@@ -15,7 +15,7 @@ from styletransfer.errors import StyleTransferError
 from styletransfer.settings import Settings, Stage
 
 PROG = 'styletransfer video'
-METHODS = ('gatys', 'fast')
+METHODS = ('gatys', 'fast', 'adain')
 # The optimisation's default per frame: one stage at the frame's size.
 ITERATIONS = 150
 # Weight of the temporal loss (optimisation): Ruder et al. used a few hundred with weights of
@@ -36,11 +36,17 @@ def build_parser(prog=PROG):
                    help='the style picture (the optimisation; a network carries its own)')
     p.add_argument('--method', choices=METHODS, default='gatys',
                    help='gatys: the book\'s optimisation per frame (default); fast: a trained '
-                        'network\'s one pass per frame (--model)')
+                        'network\'s one pass per frame (--model); adain: any style in one pass '
+                        '(--style, --decoder, --encoder)')
     p.add_argument('--model', metavar='MODEL', help='the network of --method fast (a file, or '
                    'a name under ~/.styletransfer/nets)')
     p.add_argument('--style-mix', metavar='S:W,S:W',
                    help='styles of a multi-style network and their weights')
+    p.add_argument('--decoder', metavar='FILE', help='adain: the decoder (decoder.pth or ours)')
+    p.add_argument('--encoder', metavar='FILE', help='adain: its encoder (the authors\' '
+                   'vgg_normalised.pth; default: this project\'s VGG-19, --weights)')
+    p.add_argument('--alpha', type=float, default=1.0, metavar='A',
+                   help='adain: content/style trade-off in [0, 1] (default: 1)')
     p.add_argument('--size', metavar='WxH|W', help='frame size (default: the video\'s; a width '
                    'alone keeps the aspect ratio); --stage sizes override it')
     p.add_argument('--start', type=float, default=0.0, metavar='SECONDS',
@@ -106,9 +112,11 @@ def _video(args, prog):
                                  % os.path.dirname(os.path.abspath(args.output)))
     if args.iterations < 1:
         raise StyleTransferError('--iterations must be at least 1')
-    if args.method == 'gatys' and not args.style:
-        raise StyleTransferError('--method gatys optimises towards a style picture: give '
-                                 '--style')
+    if args.method in ('gatys', 'adain') and not args.style:
+        raise StyleTransferError('--method %s needs a style picture: give --style'
+                                 % args.method)
+    if args.method == 'adain' and not args.decoder:
+        raise StyleTransferError('--method adain needs a decoder: give --decoder')
     if args.method == 'fast' and not args.model:
         raise StyleTransferError('--method fast needs a trained network: give --model')
     info = vio.probe(args.input)
@@ -126,9 +134,10 @@ def _video(args, prog):
         raise StyleTransferError('--temporal-weight must be %s' % (
             '0 or more' if args.method == 'gatys' else 'in 0..1 for a feed-forward method'))
     fast_settings = None
-    if args.method == 'fast':
+    if args.method != 'gatys':
         import styletransfer as st
-        fast_settings = st.FastSettings(style_mix=args.style_mix or (), size=size)
+        fast_settings = st.FastSettings(style_mix=args.style_mix or (), size=size,
+                                        alpha=args.alpha)
     frames_dir = args.frames or os.path.splitext(args.output)[0] + '.frames'
     meta = {'input': os.path.abspath(args.input), 'method': args.method,
             'temporal_weight': weight, 'start': args.start, 'duration': args.duration,
@@ -136,8 +145,12 @@ def _video(args, prog):
     if args.method == 'gatys':
         meta.update(style=os.path.abspath(args.style), settings=settings.to_dict(),
                     network=network.to_dict())
-    else:
+    elif args.method == 'fast':
         meta.update(model=os.path.abspath(args.model), fast=fast_settings.to_dict())
+    else:
+        meta.update(decoder=os.path.abspath(args.decoder), encoder=args.encoder or
+                    network.weights, style=os.path.abspath(args.style),
+                    fast=fast_settings.to_dict())
     store = vio.FrameStore(frames_dir, meta)
     audio = vio.AudioCopy(args.input, args.start, args.duration)
     ctx, remark = device.resolve_ctx(args.ctx)
@@ -150,13 +163,22 @@ def _video(args, prog):
         stylizer = Stylizer(network, ctx)
         method = GatysFrames(stylizer, settings, {'style': style}, weight)
         what = 'style %s; weights: %s' % (args.style, stylizer.description)
-    else:
+    elif args.method == 'fast':
         import styletransfer as st
         from styletransfer.video.stylize import FeedForwardFrames
         fast = st.FastStylizer(args.model, ctx, network.dtype)
         fast.start(style_free_frame(size), fast_settings)   # checks the style mix and memory
         method = FeedForwardFrames(lambda frame: fast.picture(frame, fast_settings), weight)
         what = fast.description
+    else:
+        import styletransfer as st
+        from styletransfer.video.stylize import FeedForwardFrames
+        fast = st.FastStylizer(ctx=ctx, decoder=args.decoder,
+                               encoder=args.encoder or network.weights)
+        styles = [(style, 1.0)]       # measured once, kept by the stylizer for every frame
+        method = FeedForwardFrames(
+            lambda frame: fast.picture(frame, fast_settings, styles), weight)
+        what = '%s; style %s' % (fast.description, args.style)
     return _drive(args, prog, info, size, method, what, weight, store, audio, ctx, remark,
                   threads)
 
