@@ -123,3 +123,20 @@ def test_adain_per_frame_measures_the_style_once(tmp_path, monkeypatch):
                      '--no-progress']) == 0
     assert len(list(vio.read_frames(out))) == 6
     assert encoded == [0, 1, 1, 1, 1, 1]       # the style's statistics from the first frame on
+
+
+def test_one_film_in_chunks_on_a_local_dask_cluster(tmp_path, capsys):
+    import mxnet as mx
+    from styletransfer.fast import johnson, zoo
+    clip, _ = make_clip(tmp_path, count=8)
+    net = johnson.TransformerNet(1)
+    net.initialize_weights(seed=1)
+    net(mx.nd.zeros((1, 3, 16, 16)), johnson.style_weights(1, 0))
+    model = str(tmp_path / 'net.params')
+    zoo.save_net(net, model, style_names=['test'], loss_network='random (test)')
+    out = str(tmp_path / 'chunks.mp4')
+    assert cli.main([clip, '-o', out, '--method', 'fast', '--model', model, '--workers', '1',
+                     '--threads', '1', '--chunk', '3', '--overlap', '1', '--ctx', 'cpu']) == 0
+    printed = capsys.readouterr().out
+    assert 'in 3 chunks' in printed and printed.count('frames ') >= 3
+    assert len(list(vio.read_frames(out))) == 8 and vio.probe(out).has_audio

@@ -109,3 +109,42 @@ def test_an_interrupted_run_keeps_its_frames_and_resumes_the_chain(clip, tmp_pat
     assert [e.kept for e in again] == [True, True, False, False, False] and len(calls) == 3
     for i in range(len(clip)):
         np.testing.assert_array_equal(part.load(i), full.load(i))
+
+
+# ---------------------------------------------------------------- chunks for several machines
+
+def test_chunks_split_at_cuts_and_every_k_frames_warming_up_inside_a_shot():
+    from styletransfer.video import chunks
+    assert chunks.plan(10, 4, 1) == [chunks.Chunk(0, 0, 4), chunks.Chunk(3, 4, 8),
+                                     chunks.Chunk(7, 8, 10)]
+    # a cut at 6: no warm-up across it, and a new chunk starts there
+    assert chunks.plan(10, 4, 2, cuts=[6]) == [chunks.Chunk(0, 0, 4), chunks.Chunk(2, 4, 6),
+                                               chunks.Chunk(6, 6, 10)]
+    a = syn.panning_frames(3, SIZE, texture='noise', seed=1)
+    b = syn.panning_frames(3, SIZE, texture='noise', seed=2)
+    assert chunks.scene_cuts(a + b) == [3]
+
+
+def test_a_chunk_keeps_what_a_run_started_at_its_warm_up_frame_makes(clip):
+    from styletransfer.batch import methods
+    from styletransfer.fast import johnson, zoo
+    from styletransfer.video import chunks
+    import tempfile
+    net = johnson.TransformerNet(1)
+    net.initialize_weights(seed=2)
+    net(mx.nd.zeros((1, 3, 16, 16)), johnson.style_weights(1, 0))
+    with tempfile.TemporaryDirectory() as folder:
+        model = folder + '/net.params'
+        zoo.save_net(net, model, style_names=['test'], loss_network='random (test)')
+        spec = methods.Spec('fast', methods.NetworkModel(model), 'cpu', None)
+        chunk = chunks.Chunk(1, 3, 5)
+        out = chunks.stylize_chunk([chunks.png(f) for f in clip[1:5]], chunk, spec,
+                                   st.FastSettings(), None, 0.6)
+        fast = st.FastStylizer(model, ctx='cpu')
+        method = vs.FeedForwardFrames(lambda f: fast.picture(f, st.FastSettings()), 0.6)
+        store = vio.FrameStore(folder + '/run')
+        list(vs.stylize_frames(frames_of(clip[1:5]), method, store))
+        expected = [store.load(2), store.load(3)]      # frames 3 and 4 of the clip
+    assert len(out['frames']) == 2
+    for data, picture in zip(out['frames'], expected):
+        np.testing.assert_array_equal(chunks.unpng(data), picture)

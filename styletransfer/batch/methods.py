@@ -51,13 +51,27 @@ def adain_stylizer(model, ctx):
     return FastStylizer(ctx=ctx, decoder=model.decoder, encoder=model.encoder)
 
 
+@dataclass(frozen=True)
+class NetworkModel:
+    """A per-style network's spec: its file (or name under ~/.styletransfer/nets)."""
+    model: str
+    min_side = 1
+
+    def to_dict(self):
+        return {'model': self.model}
+
+
+def network_stylizer(model, ctx):
+    from ..fast.stylizer import FastStylizer
+    return FastStylizer(model.model, ctx=ctx)
+
+
 METHODS = {
     'gatys': Method('gatys', 'styletransfer.gatys.stylizer:Stylizer'),
     'adain': Method('adain', 'styletransfer.batch.methods:adain_stylizer'),
-    # A feed-forward network carries its styles: its items would be content x model, not
-    # content x style picture.
-    'fast': Method('fast', None, 'a per-style network has no style pictures to pair with the '
-                                 'contents; use styletransfer stylize on a folder'),
+    # A per-style network carries its styles: it has no content x style items (the batch
+    # command refuses it), but a video's chunks run it on workers.
+    'fast': Method('fast', 'styletransfer.batch.methods:network_stylizer'),
 }
 
 

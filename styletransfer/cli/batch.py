@@ -115,6 +115,9 @@ def main(argv=None, prog=PROG):
 def _prepare(args, prog):
     """(items, spec, settings, how to run), everything checked; StyleTransferError if not."""
     methods.get(args.method)
+    if args.method == 'fast':
+        raise StyleTransferError('--method fast: a per-style network has no style pictures to '
+                                 'pair with the contents; use styletransfer stylize on a folder')
     if args.pairs and (args.content or args.style):
         raise StyleTransferError('give --pairs or --content and --style, not both')
     if not args.pairs and not (args.content and args.style):

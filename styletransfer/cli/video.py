@@ -62,6 +62,15 @@ def build_parser(prog=PROG):
     p.add_argument('--frames', metavar='DIR', help='folder of finished frames (default: '
                    'OUT.frames beside the output; removed once the video is written)')
     p.add_argument('--overwrite', action='store_true', help='replace OUT if it exists')
+    g = p.add_argument_group('one film on several processes or machines (Dask)')
+    g.add_argument('--workers', type=int, default=0, metavar='N',
+                   help='stylise chunks of the film on a local Dask cluster of N processes')
+    g.add_argument('--scheduler', metavar='tcp://HOST:PORT', help='or on an existing cluster')
+    g.add_argument('--chunk', type=int, default=24, metavar='K',
+                   help='frames per chunk; scene cuts also start one (default: %(default)s)')
+    g.add_argument('--overlap', type=int, default=4, metavar='N',
+                   help='frames before a chunk that warm its temporal chain and are thrown '
+                        'away (default: %(default)s)')
     add_method_options(p, inputs=False)
     add_device_options(p)
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
@@ -157,6 +166,9 @@ def _video(args, prog):
     device.check_dtype(network.dtype, ctx)
     for note in notes:
         print('# ' + note)
+    if args.workers or args.scheduler:
+        return _on_dask(args, prog, info, size, network, settings, fast_settings, style,
+                        weight, store, audio, threads)
     if args.method == 'gatys':
         from styletransfer.gatys.stylizer import Stylizer
         from styletransfer.video.stylize import GatysFrames
@@ -228,6 +240,46 @@ def _drive(args, prog, info, size, method, what, weight, store, audio, ctx, rema
               % (prog, count, store.folder), file=sys.stderr)
         return EXIT_INTERRUPTED
     written = store.encode(args.output, info.frame_rate, count, audio)
+    shutil.rmtree(store.folder)
+    print('# wrote %s: %d frames' % (args.output, written))
+    return 0
+
+
+def _on_dask(args, prog, info, size, network, settings, fast_settings, style, weight, store,
+             audio, threads):
+    from styletransfer.batch import engine, methods
+    from styletransfer.video import chunks, io as vio
+    if args.chunk < 1 or args.overlap < 0 or args.workers < 0:
+        raise StyleTransferError('--chunk must be at least 1, --overlap and --workers 0 or more')
+    if args.method == 'gatys':
+        model = network
+    elif args.method == 'fast':
+        model, settings = methods.NetworkModel(os.path.abspath(args.model)), fast_settings
+    else:
+        encoder = args.encoder or network.weights
+        model = methods.AdaINModel(os.path.abspath(args.decoder), encoder if encoder in (
+            'zoo', 'random') else os.path.abspath(encoder))
+        settings = fast_settings
+    spec = methods.Spec(args.method, model, args.ctx, args.threads)
+    frames = [f.image for f in vio.read_frames(args.input, args.start, args.duration, size)]
+    plan = chunks.plan(len(frames), args.chunk, args.overlap, chunks.scene_cuts(frames))
+    print('# %s: %d frames %dx%d in %d chunks; method %s, temporal weight %g; frames kept in %s'
+          % (args.input, len(frames), size[0], size[1], len(plan), args.method, weight,
+             store.folder))
+    if args.scheduler:
+        from distributed import Client
+        cluster = Client(args.scheduler)
+    else:
+        cluster = engine.local_cluster(args.workers, args.threads or threads)
+    with cluster as client:
+        print('# dashboard: %s' % client.dashboard_link)
+
+        def on_chunk(chunk, result):
+            print('frames %d-%d: %.1f s on %s' % (chunk.start, chunk.end - 1,
+                                                  result['seconds'], result['worker']))
+        chunks.run_on_dask(client, frames, plan, spec, settings, style, weight, store,
+                           on_chunk)
+    written = store.encode(args.output, info.frame_rate, len(frames), audio)
     shutil.rmtree(store.folder)
     print('# wrote %s: %d frames' % (args.output, written))
     return 0
