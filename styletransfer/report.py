@@ -11,6 +11,7 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .errors import StyleTransferError
 from .files import atomic_path, write_text
 
 # Loss plot.
@@ -210,19 +211,28 @@ def contact_sheet(panels, path, height=256, caption=None):
     return sheet
 
 
-class LogWriter:
-    """A text file that grows a line at a time.
+class AppendFile:
+    """A text file that grows a line at a time: every line is appended by one write() of the
+    whole line to a descriptor opened for appending, so a crash never tears a line or loses the
+    lines before it, and a long run's log costs what it holds, not its square. Created if
+    missing, never rewritten; a device such as /dev/null is written in place. With `lock`,
+    this process holds an exclusive lock on it until `close` (two batches writing one folder
+    would redo each other's items); `busy` says why another holder is refused."""
 
-    It starts as `lines` (a resumed run's log so far; empty for a new run), written whole and
-    atomically; every later line is appended by one write() of the whole line to a descriptor
-    opened for appending, so a crash never tears a line or loses the lines before it, and a long
-    run's log costs what it holds, not its square. A device such as /dev/null is written in
-    place."""
-
-    def __init__(self, path, lines=()):
+    def __init__(self, path, lock=False, busy='another process is writing it'):
+        import fcntl
         self.path = path
-        write_text(path, ''.join(line + '\n' for line in lines))
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        except OSError as e:
+            raise StyleTransferError('%s: cannot append to it (%s)' % (path, e.strerror or e)) \
+                from e
+        if lock:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                self.close()
+                raise StyleTransferError('%s: %s' % (path, busy)) from None
 
     def write(self, line):
         data = (line + '\n').encode('utf-8')
@@ -233,3 +243,18 @@ class LogWriter:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class LogWriter(AppendFile):
+    """A run's log: it starts as `lines` (a resumed run's log so far; empty for a new run),
+    written whole and atomically, and grows a line at a time from there."""
+
+    def __init__(self, path, lines=()):
+        write_text(path, ''.join(line + '\n' for line in lines))
+        super().__init__(path)

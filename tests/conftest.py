@@ -2,6 +2,8 @@
 an installation; nothing here changes sys.path."""
 import os
 
+import numpy as np
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_SCRIPT = os.path.join(REPO, 'scripts', 'train.py')
 
@@ -18,3 +20,12 @@ def load_script(path, name):
 def train_script_main():
     """`main` of scripts/train.py itself, loaded from its file as a user's run would."""
     return load_script(TRAIN_SCRIPT, 'train_script').main
+
+
+def picture(width, height, seed):
+    """A smooth picture with some noise (HxWx3 uint8): something for the losses to work on."""
+    rng = np.random.RandomState(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    base = np.stack([xx * 255.0 / width, yy * 255.0 / height,
+                     128 + 100 * np.sin(xx / 3.0 + seed)], axis=-1)
+    return np.clip(base + rng.randn(height, width, 3) * 25, 0, 255).astype(np.uint8)

@@ -160,11 +160,11 @@ def test_reasons_are_one_line():
 
 def test_manifest_file_is_appended_and_locked(tmp_path):
     path = str(tmp_path / manifest.NAME)
-    with manifest.AppendFile(path, lock=True) as first:
+    with manifest.append_file(path, lock=True) as first:
         first.write('{"output": "a--b.png", "status": "done"}')
         with pytest.raises(StyleTransferError, match='another batch is writing this folder'):
-            manifest.AppendFile(path, lock=True)
-    with manifest.AppendFile(path, lock=True) as again:
+            manifest.append_file(path, lock=True)
+    with manifest.append_file(path, lock=True) as again:
         again.write('not json')
         again.write('{"output": "a--b.png", "status": "failed"}')
     assert manifest.read(path) == {'a--b.png': {'output': 'a--b.png', 'status': 'failed'}}

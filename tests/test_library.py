@@ -19,18 +19,13 @@ from styletransfer import events
 from styletransfer.cli import train
 from styletransfer.gatys import optimise
 from styletransfer.images import RGB_MEAN, RGB_STD
+from conftest import picture
 
 CTX = mx.cpu(1)
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TWO_STAGES = ['32x24:4:2', '48x36:3:1']
 
 
-def picture(width, height, seed):
-    rng = np.random.RandomState(seed)
-    yy, xx = np.mgrid[0:height, 0:width]
-    base = np.stack([xx * 255.0 / width, yy * 255.0 / height,
-                     128 + 100 * np.sin(xx / 3.0 + seed)], axis=-1)
-    return np.clip(base + rng.randn(height, width, 3) * 25, 0, 255).astype(np.uint8)
 
 
 CONTENT, STYLE = picture(40, 30, 1), picture(30, 45, 2)

@@ -16,16 +16,11 @@ from styletransfer.cli import stylize as cli
 from styletransfer.fast import johnson, zoo
 from test_fast_nets import np_forward, random_torch_state
 from torch_pickles import state_dict, write_pth
+from conftest import picture
 
 CTX = mx.cpu(1)
 
 
-def picture(width, height, seed):
-    rng = np.random.RandomState(seed)
-    yy, xx = np.mgrid[0:height, 0:width]
-    base = np.stack([xx * 255.0 / width, yy * 255.0 / height,
-                     128 + 100 * np.sin(xx / 3.0 + seed)], axis=-1)
-    return np.clip(base + rng.randn(height, width, 3) * 25, 0, 255).astype(np.uint8)
 
 
 @pytest.fixture(scope='module')

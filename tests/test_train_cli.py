@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import TRAIN_SCRIPT, train_script_main
+from conftest import picture, TRAIN_SCRIPT, train_script_main
 
 from styletransfer.cli import train as cli_train
 
@@ -33,12 +33,6 @@ STAGES = [(32, 24, 12, 5), (48, 36, 8, 4)]
 LOG_EVERY = 3
 
 
-def picture(width, height, seed):
-    rng = np.random.RandomState(seed)
-    yy, xx = np.mgrid[0:height, 0:width]
-    base = np.stack([xx * 255.0 / width, yy * 255.0 / height,
-                     128 + 100 * np.sin(xx / 3.0 + seed)], axis=-1)
-    return np.clip(base + rng.randn(height, width, 3) * 25, 0, 255).astype(np.uint8)
 
 
 def write_images(folder):

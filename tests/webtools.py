@@ -11,6 +11,7 @@ import zlib
 
 import numpy as np
 from PIL import Image
+from conftest import picture  # noqa: F401  (re-exported for the web tests)
 
 with warnings.catch_warnings():
     # Starlette would rather have httpx2 carry its TestClient; httpx does the same work.
@@ -18,13 +19,6 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient  # noqa: F401  (re-exported for the tests)
 
 
-def picture(width, height, seed):
-    """A smooth picture with some noise: something for the losses to work on."""
-    rng = np.random.RandomState(seed)
-    yy, xx = np.mgrid[0:height, 0:width]
-    base = np.stack([xx * 255.0 / width, yy * 255.0 / height,
-                     128 + 100 * np.sin(xx / 3.0 + seed)], axis=-1)
-    return np.clip(base + rng.randn(height, width, 3) * 25, 0, 255).astype(np.uint8)
 
 
 def encode(array, fmt='PNG'):

@@ -248,8 +248,8 @@ def run(items, spec, settings, outdir, executor, log_path=None, force=False, on_
     todo, fresh, bad = plan(items, spec, settings, outdir, force)
     model, plain = model_dict(spec), settings.to_dict()
     summary = Summary()
-    with manifest.AppendFile(os.path.join(outdir, manifest.NAME), lock=True) as lines, \
-            manifest.AppendFile(log_path or os.path.join(outdir, LOG_NAME)) as log:
+    with manifest.append_file(os.path.join(outdir, manifest.NAME), lock=True) as lines, \
+            manifest.append_file(log_path or os.path.join(outdir, LOG_NAME)) as log:
         def record(job, status, outcome, **extra):
             item = job.item
             line = {'output': item.output, 'status': status, 'reason': outcome.get('reason'),

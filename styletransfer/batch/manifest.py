@@ -11,12 +11,11 @@ Every line goes out in one write() on a descriptor opened for appending, so a cr
 a line or loses the ones before it, and the output is written (atomically) before its line:
 an output without its line is simply redone.
 """
-import fcntl
 import hashlib
 import json
-import os
 import time
 
+from .. import report
 from ..errors import StyleTransferError
 from ..files import sha256_of
 
@@ -24,40 +23,9 @@ NAME = 'manifest.jsonl'
 REUSABLE = ('done', 'skipped')
 
 
-class AppendFile:
-    """A text file that grows a line at a time, as report.LogWriter's, but kept across runs:
-    it is created if missing and never rewritten. With `lock`, this process holds an exclusive
-    lock on it until `close` (two batches writing one folder would redo each other's items)."""
-
-    def __init__(self, path, lock=False):
-        self.path = path
-        try:
-            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-        except OSError as e:
-            raise StyleTransferError('%s: cannot append to it (%s)' % (path, e.strerror or e)) \
-                from e
-        if lock:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                self.close()
-                raise StyleTransferError('%s: another batch is writing this folder' % path)
-
-    def write(self, line):
-        data = (line + '\n').encode('utf-8')
-        while data:      # a pipe may take part of it
-            data = data[os.write(self._fd, data):]
-
-    def close(self):
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+def append_file(path, lock=False):
+    """The manifest: appended a line at a time, kept across runs (see report.AppendFile)."""
+    return report.AppendFile(path, lock, busy='another batch is writing this folder')
 
 
 def read(path):

@@ -16,7 +16,7 @@ import sys
 
 from styletransfer import device
 from styletransfer.batch import engine, items as batch_items, methods
-from styletransfer.cli.common import EXIT_INTERRUPTED, refuse
+from styletransfer.cli.common import guarded
 from styletransfer.cli.train import (add_device_options, add_method_options, method_objects,
                                      parse)
 from styletransfer.errors import StyleTransferError
@@ -92,24 +92,9 @@ def main(argv=None, prog=PROG):
     args, code = parse(argv, prog, build_parser(prog))
     if args is None:
         return code
-    try:
-        plan = _prepare(args, prog)
-    except StyleTransferError as e:
-        if args.debug:
-            raise
-        return refuse(prog, e)
-    try:
-        return _run(args, prog, *plan)
-    except StyleTransferError as e:    # a cluster that cannot be reached or started
-        if args.debug:
-            raise
-        return refuse(prog, e)
-    except KeyboardInterrupt:
-        if args.debug:
-            raise
-        print('\n%s: interrupted; finished items are kept: the same command does the rest'
-              % prog, file=sys.stderr)
-        return EXIT_INTERRUPTED
+    # A cluster that cannot be reached or started is refused like a bad option.
+    return guarded(prog, args, lambda: _run(args, prog, *_prepare(args, prog)),
+                   'interrupted; finished items are kept: the same command does the rest')
 
 
 def _prepare(args, prog):

@@ -35,3 +35,21 @@ def parse_args(parser, argv):
         return parser.parse_args(argv), None
     except SystemExit as stop:
         return None, stop.code if isinstance(stop.code, int) else 2
+
+
+def guarded(prog, args, work, interrupted='interrupted'):
+    """`work()`, with a StyleTransferError turned into the one-line refusal (exit 2) and Ctrl-C
+    into one line (exit 130); --debug (args.debug) lets both through with their traceback."""
+    from styletransfer.errors import StyleTransferError
+    debug = getattr(args, 'debug', False)
+    try:
+        return work()
+    except StyleTransferError as e:
+        if debug:
+            raise
+        return refuse(prog, e)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print('\n%s: %s' % (prog, interrupted), file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -14,7 +14,7 @@ import sys
 import threading
 
 from styletransfer import device
-from styletransfer.cli.common import EXIT_BAD_INPUT, parse_args, refuse
+from styletransfer.cli.common import EXIT_BAD_INPUT, guarded, parse_args
 from styletransfer.cli.train import add_device_options
 from styletransfer.errors import StyleTransferError
 from styletransfer.files import check_input_file
@@ -69,10 +69,7 @@ def main(argv=None, prog='styletransfer serve'):
     args, code = parse_args(build_parser(prog), argv)
     if args is None:
         return code
-    try:
-        return serve(args, prog)
-    except StyleTransferError as e:
-        return refuse(prog, e)
+    return guarded(prog, args, lambda: serve(args, prog))
 
 
 def check(args):

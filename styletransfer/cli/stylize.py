@@ -13,7 +13,7 @@ import os
 import sys
 
 from styletransfer import device
-from styletransfer.cli.common import EXIT_INTERRUPTED, parse_args, refuse
+from styletransfer.cli.common import guarded, parse_args
 from styletransfer.errors import StyleTransferError
 from styletransfer.images import SAVE_FORMATS
 from styletransfer.inputs import parse_region
@@ -76,17 +76,7 @@ def main(argv=None, prog=PROG):
     args, code = parse_args(build_parser(prog), sys.argv[1:] if argv is None else list(argv))
     if args is None:
         return code
-    try:
-        return _stylize(args, prog)
-    except StyleTransferError as e:
-        if args.debug:
-            raise
-        return refuse(prog, e)
-    except KeyboardInterrupt:
-        if args.debug:
-            raise
-        print('\n%s: interrupted' % prog, file=sys.stderr)
-        return EXIT_INTERRUPTED
+    return guarded(prog, args, lambda: _stylize(args, prog))
 
 
 def pictures_in(paths):

@@ -10,7 +10,7 @@ import sys
 
 from styletransfer import device, resources
 from styletransfer.cli import runner
-from styletransfer.cli.common import EXIT_INTERRUPTED, option_name, parse_args, refuse
+from styletransfer.cli.common import guarded, option_name, parse_args
 from styletransfer.cli.resume import resumed
 from styletransfer.errors import StyleTransferError
 from styletransfer.inputs import Inputs
@@ -190,18 +190,8 @@ def main(argv=None, prog=PROG, command=None):
     if args is None:
         return code
     command = command or [sys.executable, '-m', 'styletransfer', 'train']
-    try:
-        return _train(args, prog, command)
-    except StyleTransferError as e:
-        if args.debug:
-            raise
-        return refuse(prog, e)
-    except KeyboardInterrupt:
-        # Ctrl-C while loading, before the run's own handler is in place: nothing to keep.
-        if args.debug:
-            raise
-        print('\n%s: interrupted' % prog, file=sys.stderr)
-        return EXIT_INTERRUPTED
+    # Ctrl-C while loading, before the run's own handler is in place: nothing to keep.
+    return guarded(prog, args, lambda: _train(args, prog, command))
 
 
 def given(args):

@@ -9,7 +9,7 @@ import signal
 import sys
 
 from styletransfer import device
-from styletransfer.cli.common import EXIT_INTERRUPTED, refuse
+from styletransfer.cli.common import EXIT_INTERRUPTED, guarded
 from styletransfer.cli.train import add_device_options, add_method_options, method_objects
 from styletransfer.errors import StyleTransferError
 from styletransfer.settings import Settings, Stage
@@ -84,17 +84,7 @@ def main(argv=None, prog=PROG):
     args, code = parse(argv, prog, build_parser(prog))
     if args is None:
         return code
-    try:
-        return _video(args, prog)
-    except StyleTransferError as e:
-        if args.debug:
-            raise
-        return refuse(prog, e)
-    except KeyboardInterrupt:
-        if args.debug:
-            raise
-        print('\n%s: interrupted' % prog, file=sys.stderr)
-        return EXIT_INTERRUPTED
+    return guarded(prog, args, lambda: _video(args, prog))
 
 
 def _size(text):
