@@ -478,6 +478,8 @@ def _feed_forward_refusals():
          'model', 'model: name one; the fast networks here are two'),
         ('an unknown model', dict(fast, method='fast', model='../two.params'), {}, 422,
          'model', "no fast network '../two.params'; the fast networks here are two"),
+        ('an unknown model alone', {'model': 'three', 'content_bundled': 'rainier.jpg'}, {},
+         422, 'model', "model: no network 'three' here; the networks are two, decoder"),
         ('a model of the other method', dict(adain, model='two'), {}, 422, 'model',
          "no adain network 'two'; the adain networks here are decoder"),
         ('adain without a style', dict(adain, style_bundled=''), {}, 422, 'style',

@@ -156,10 +156,14 @@ def build_job(form, content, style, limits, folder, style2=None):
     uploads = {'content': content, 'style': style, 'style2': style2}
     given = set(values) | {what for what, upload in uploads.items() if _given(upload)}
     method = values.pop('method', None)
-    if method is None:      # a model named alone says its method
-        model = limits.models.get(values.get('model'))
-        method = model.method if model is not None else 'gatys'
-    method = method.lower()
+    if method is None and 'model' in values:        # a model named alone says its method
+        model = limits.models.get(values['model'])
+        if model is None:
+            raise Refusal(422, 'model: no network %r here; the networks are %s' % (
+                values['model'], ', '.join(limits.models) or 'none (see serve --models)'),
+                'model')
+        method = model.method
+    method = (method or 'gatys').lower()
     if method not in METHODS:
         raise Refusal(422, 'method must be one of %s, not %r' % (', '.join(METHODS), method),
                       'method')

@@ -73,10 +73,8 @@ def _feed_forward(model, ctx):
 
 METHODS = {
     'gatys': Method('gatys', 'the book\'s optimisation (Gatys et al.)', _book_method),
-    'fast': Method('fast', 'a network trained per style (Johnson et al.), one pass',
-                   _feed_forward, True),
-    'adain': Method('adain', 'any style in one pass (AdaIN, Huang and Belongie)',
-                    _feed_forward, True),
+    'fast': Method('fast', 'a network per style (Johnson et al.)', _feed_forward, True),
+    'adain': Method('adain', 'any style, one pass (AdaIN)', _feed_forward, True),
 }
 
 
