@@ -36,8 +36,8 @@ MODELS_HELP = (
     'AdaIN decoders: NAME.adain.pth (the authors\' layout) or NAME.adain.params (ours), the '
     'model NAME, and the authors\' decoder.pth, the model "decoder". A decoder trained with '
     'the authors\' encoder takes NAME.vgg_normalised.pth, else vgg_normalised.pth, from the '
-    'folder; one trained with our VGG-19 takes --weights. Every file is loaded once at start: '
-    'one that does not load stops the server, named')
+    'folder; one trained with our VGG-19 takes --weights. Every network is loaded once at '
+    'start: a file that does not load is named and the server does not start')
 
 
 def build_parser(prog):
