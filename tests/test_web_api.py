@@ -1,6 +1,8 @@
 """The web page's HTTP API through FastAPI's TestClient: every endpoint, every refusal, the queue
-(one run at a time, in order, nothing lost), old results removed, and a stop of the server (the
-app's end, and `styletransfer serve` given Ctrl-C) that saves whole files only."""
+(one run at a time, in order, nothing lost), old results removed, a stop of the server (the
+app's end, and `styletransfer serve` given Ctrl-C) that saves whole files only, and the
+feed-forward methods on networks of a --models folder the tests write (random values in the
+real layouts): a job's picture is FastStylizer's for the same inputs and settings."""
 import json
 import os
 import re
@@ -17,14 +19,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import styletransfer as st
 from styletransfer import booklog
 from styletransfer.cli import main as cli_main, serve, train
 from styletransfer.data import bundled, bundled_names
+from styletransfer.errors import StyleTransferError
 from styletransfer.settings import Settings
 from styletransfer.web import forms, server
+from styletransfer.web.models import find_models
 from styletransfer.web.server import LOOPBACK_NAMES, create_app
-from webtools import (Clock, TestClient, decode, encode, png_bomb, picture, read_events,
-                      wait_for)
+from webtools import (STYLE_NAMES, Clock, TestClient, decode, encode, png_bomb, picture,
+                      read_events, wait_for, write_models)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MB = 1 << 20
@@ -46,11 +51,20 @@ def uploads(content=CONTENT, style=STYLE):
 
 
 @pytest.fixture(scope='module')
-def served(tmp_path_factory):
-    """One app with its worker: random weights, previews at every iteration, 1 MB uploads."""
+def models(tmp_path_factory):
+    """A --models folder: 'two' (a per-style network, styles ink and oil) and 'decoder' (the
+    AdaIN authors' decoder.pth with vgg_normalised.pth)."""
+    folder = tmp_path_factory.mktemp('models')
+    return SimpleNamespace(folder=folder, paths=write_models(folder))
+
+
+@pytest.fixture(scope='module')
+def served(tmp_path_factory, models):
+    """One app with its worker: random weights, previews at every iteration, 1 MB uploads,
+    the networks of `models`."""
     clock, folder = Clock(), tmp_path_factory.mktemp('results')
     app = create_app(str(folder), weights='random', ctx='cpu', max_upload_mb=1, max_queue=25,
-                     keep_hours=2, preview_seconds=0, clock=clock)
+                     keep_hours=2, preview_seconds=0, models=str(models.folder), clock=clock)
     with TestClient(app) as client:
         yield SimpleNamespace(app=app, client=client, clock=clock, folder=folder,
                               queue=app.state.jobs)
@@ -289,7 +303,7 @@ def test_options_bundled_pictures_and_the_page(served):
     assert {k: options['defaults'][k] for k in defaults} == defaults
     assert options['defaults']['log_every'] == 50 and options['server_weights'] == 'random'
     assert [(m['name'], m['available']) for m in options['methods']] == [
-        ('gatys', True), ('fast', False)]
+        ('gatys', True), ('fast', True), ('adain', True)]
     assert options['max_upload_mb'] == 1 and options['max_queue'] == 25
     for name in bundled_names():
         got = client.get('/api/bundled/' + name)
@@ -444,13 +458,71 @@ def _refusal_cases():
          'conv9_9'),
         ('init', dict(with_bundled, init='/etc/hosts'), {}, 422, 'init',
          'init must be one of content, noise'),
-        ('method', dict(with_bundled, method='fast'), {}, 422, 'method', 'not available yet'),
+        ('method', dict(with_bundled, method='slow'), {}, 422, 'method',
+         "method must be one of gatys, fast, adain, not 'slow'"),
         ('preset', dict(with_bundled, preset='slow'), {}, 422, 'preset',
          'preset must be one of fast'),
         ('log_every', dict(with_bundled, log_every='0'), {}, 422, 'log_every',
          'log_every must be a whole number'),
         ('unknown field', dict(with_bundled, colour='red'), {}, 422, 'colour',
          "unknown field 'colour'"),
+    ] + _feed_forward_refusals()
+
+
+def _feed_forward_refusals():
+    fast = {'model': 'two', 'content_bundled': 'rainier.jpg'}
+    adain = {'method': 'adain', 'model': 'decoder', 'content_bundled': 'rainier.jpg',
+             'style_bundled': 'autumn-oak.jpg'}
+    return [
+        ('fast without a model', {'method': 'fast', 'content_bundled': 'rainier.jpg'}, {}, 422,
+         'model', 'model: name one; the fast networks here are two'),
+        ('an unknown model', dict(fast, method='fast', model='../two.params'), {}, 422,
+         'model', "no fast network '../two.params'; the fast networks here are two"),
+        ('an unknown model alone', {'model': 'three', 'content_bundled': 'rainier.jpg'}, {},
+         422, 'model', "model: no network 'three' here; the networks are two, decoder"),
+        ('a model of the other method', dict(adain, model='two'), {}, 422, 'model',
+         "no adain network 'two'; the adain networks here are decoder"),
+        ('adain without a style', dict(adain, style_bundled=''), {}, 422, 'style',
+         'style: a picture is needed'),
+        ('a style picture for a per-style network', dict(fast, style_bundled='autumn-oak.jpg'),
+         {}, 422, 'style_bundled', 'style_bundled is for gatys and adain jobs, not fast ones'),
+        ('a style upload for a per-style network', fast,
+         {'style': ('s.png', encode(STYLE))}, 422, 'style',
+         'style is for gatys and adain jobs, not fast ones'),
+        ('a book option for a network', dict(fast, stages='32x24:3:1'), {}, 422, 'stages',
+         'stages is for gatys jobs, not fast ones'),
+        ('alpha for the book', dict(BUNDLED, alpha='0.5'), {}, 422, 'alpha',
+         'alpha is for adain jobs, not gatys ones'),
+        ('alpha for a per-style network', dict(fast, alpha='0.5'), {}, 422, 'alpha',
+         'alpha is for adain jobs, not fast ones'),
+        ('a model for the book', dict(BUNDLED, method='gatys', model='two'), {}, 422, 'model',
+         'model is for fast and adain jobs, not gatys ones'),
+        ('a second style for the book', dict(BUNDLED, style2_bundled='tubingen.jpg'), {}, 422,
+         'style2_bundled', 'style2_bundled is for adain jobs, not gatys ones'),
+        ('alpha above 1', dict(adain, alpha='1.5'), {}, 422, 'alpha',
+         'alpha must be in [0, 1], not 1.5'),
+        ('alpha not a number', dict(adain, alpha='strong'), {}, 422, 'alpha',
+         "alpha must be a number, not 'strong'"),
+        ('a style the network lacks', dict(fast, style_mix='ink:1,gold:1'), {}, 422,
+         'style_mix', "two has no style 'gold' (its styles: ink, oil, or 0..1)"),
+        ('a style index past the network\'s', dict(fast, style_mix='2:1'), {}, 422,
+         'style_mix', 'has no style 2'),
+        ('a style twice', dict(fast, style_mix='ink:1,0:2'), {}, 422, 'style_mix',
+         'names a style twice'),
+        ('weights all 0', dict(fast, style_mix='ink:0,oil:0'), {}, 422, 'style_mix',
+         'not all 0'),
+        ('a mix of two styles with one given', dict(adain, style_mix='0:1,1:1'), {}, 422,
+         'style_mix', 'give style2 to mix two'),
+        ('a bad size', dict(fast, size='big'), {}, 422, 'size',
+         "size 'big': expected WIDTHxHEIGHT or WIDTH"),
+        ('a size too small for AdaIN', dict(adain, size='6'), {}, 422, 'size',
+         'size 6x4 is too small'),
+        ('a size beyond memory', dict(fast, size='16000x16000'), {}, 422, 'size', 'of memory'),
+        ('a content too small for AdaIN', dict(adain, content_bundled=''),
+         {'content': ('tiny.png', encode(picture(6, 6, 0)))}, 422, 'content',
+         'tiny.png: 6x6 is too small'),
+        ('colours', dict(fast, preserve_colors='sepia'), {}, 422, 'preserve_colors',
+         'preserve_colors must be one of none, luminance, histogram'),
     ]
 
 
@@ -470,10 +542,11 @@ def test_refusals_name_the_field_and_leave_nothing(served, case):
 
 def test_bodies_over_the_limit_are_refused_before_they_are_read(served):
     client = served.client
-    # Two uploads of --max-upload-mb and 1 MB of fields: 3 MB here.
+    # Three uploads (content, style, AdaIN's second style) of --max-upload-mb and 1 MB of
+    # fields: 4 MB here.
     big = {'content': ('a.png', bytes(2 * MB)), 'style': ('b.png', bytes(2 * MB))}
     response = client.post('/api/jobs', data=BUNDLED, files=big)
-    assert response.status_code == 413 and 'larger than 3.0 MB' in response.json()['error']
+    assert response.status_code == 413 and 'larger than 4.0 MB' in response.json()['error']
 
     def chunks():       # no Content-Length: counted as it comes
         yield b'--x\r\nContent-Disposition: form-data; name="content"; filename="a.png"\r\n\r\n'
@@ -481,7 +554,7 @@ def test_bodies_over_the_limit_are_refused_before_they_are_read(served):
             yield bytes(MB)
     response = client.post('/api/jobs', content=chunks(),
                            headers={'content-type': 'multipart/form-data; boundary=x'})
-    assert response.status_code == 413 and 'larger than 3.0 MB' in response.json()['error']
+    assert response.status_code == 413 and 'larger than 4.0 MB' in response.json()['error']
     assert os.listdir(os.path.join(served.folder, '.uploads')) == []
 
 
@@ -508,6 +581,186 @@ def test_hosts_and_addresses():
     assert [server._hostname(h) for h in ('localhost:8000', '127.0.0.1', '[::1]:8000',
                                           'Example.COM:80', '[::1]')] == [
         'localhost', '127.0.0.1', '::1', 'example.com', '::1']
+
+
+# ------------------------------------------------------------------ the feed-forward methods
+
+def one_pass(client, data, files=None):
+    """Submit a feed-forward job, read its events to the end; (job ID, events, picture)."""
+    response = client.post('/api/jobs', data=data, files=files)
+    assert response.status_code == 202, response.text
+    job_id = response.json()['id']
+    events = read_events(client, job_id)
+    kinds = [kind for _, kind, _ in events]
+    # one pass: one progress, then its picture; no stages, no loss terms
+    assert [k for k in kinds if k != 'log'] == ['queue', 'start', 'network', 'progress',
+                                                'picture', 'done'], kinds
+    assert events[-1][2] == {'state': 'finished', 'message': 'finished',
+                             'files': ['log', 'picture', 'sheet']}
+    got = client.get('/api/jobs/%s/files/picture' % job_id)
+    assert got.headers['content-type'] == 'image/png'
+    final, fmt, text = decode(got.content)
+    assert fmt == 'PNG'
+    progress = next(d for _, kind, d in events if kind == 'progress')
+    assert (progress['iteration'], progress['iterations'], progress['terms'],
+            progress['total']) == (0, 1, {}, None)
+    assert (progress['width'], progress['height']) == (final.shape[1], final.shape[0])
+    return job_id, events, final, text
+
+
+def test_options_list_the_networks_by_name(served, models, idle):
+    response = served.client.get('/api/options')
+    options = response.json()
+    assert options['models'] == [
+        {'name': 'two', 'method': 'fast', 'file': 'two.params', 'styles': STYLE_NAMES,
+         'kind': 'johnson'},
+        {'name': 'decoder', 'method': 'adain', 'file': 'decoder.pth',
+         'encoder': 'vgg_normalised.pth', 'encoder_kind': 'vgg_normalised'}]
+    assert str(models.folder) not in response.text         # names, never where they are
+    fields = {m['name']: m['fields'] for m in options['methods']}
+    assert {'model', 'style_mix', 'size'} <= set(fields['fast'])
+    assert 'style' not in fields['fast'] and 'alpha' not in fields['fast']
+    assert {'style', 'style2', 'alpha', 'style_mix'} <= set(fields['adain'])
+    assert 'alpha' not in fields['gatys'] and 'stages' in fields['gatys']
+    assert options['fast_defaults'] == st.FastSettings().to_dict()
+    # A server without --models offers the book's method only, and says where networks come
+    # from.
+    bare = idle.client.get('/api/options').json()
+    assert bare['models'] == []
+    assert [(m['name'], m['available']) for m in bare['methods']] == [
+        ('gatys', True), ('fast', False), ('adain', False)]
+    assert '--models' in bare['methods'][1]['note']
+    refused = idle.client.post('/api/jobs', data={'method': 'adain', 'model': 'decoder',
+                                                  **BUNDLED})
+    assert refused.status_code == 422 and refused.json() == {
+        'error': 'method adain: this server offers no AdaIN networks (they come from the '
+                 'folder of styletransfer serve --models)', 'field': 'method'}
+
+
+def test_a_per_style_network_job_is_fast_stylizers_picture(served, models):
+    client, builds = served.client, served.queue.builds
+    files = {'content': ('content.png', encode(CONTENT), 'image/png')}
+    # A model named alone says its method; styles by name, a width alone keeps the aspect.
+    job_id, events, mixed, text = one_pass(
+        client, {'model': 'two', 'style_mix': 'ink:0.3,oil:0.7', 'size': '36'}, files)
+    _, _, oil, _ = one_pass(client, {'method': 'fast', 'model': 'two', 'style_mix': '1'},
+                            files)
+    assert served.queue.builds == builds + 1        # the network was loaded once for both
+
+    fast = st.FastStylizer(models.paths['two.params'], ctx='cpu')
+    expected = fast.stylize(st.Inputs(CONTENT), st.FastSettings(
+        style_mix='ink:0.3,oil:0.7', size='36')).picture
+    assert expected.shape == (28, 36, 3)      # 36x27 asked; the network rounds up to 4s
+    np.testing.assert_array_equal(mixed, expected)
+    np.testing.assert_array_equal(oil, fast.stylize(st.Inputs(CONTENT), st.FastSettings(
+        style_mix=((1, 1.0),))).picture)
+    ink = fast.stylize(st.Inputs(CONTENT), st.FastSettings(size='36')).picture
+    # the mix is honoured: neither style alone
+    assert np.abs(mixed.astype(int) - ink).mean() > 1
+    assert np.abs(mixed.astype(int) - fast.stylize(st.Inputs(CONTENT), st.FastSettings(
+        style_mix='oil', size='36')).picture).mean() > 1
+
+    config = json.loads(text['config'])
+    assert (config['method'], config['model'], config['style_mix'], config['size']) == (
+        'fast', 'two', [['ink', 0.3], ['oil', 0.7]], [36, None])
+    assert text['network'].startswith('two: johnson network two.params (2 styles: ink, oil)')
+    state = status(client, job_id)
+    assert (state['method'], state['model'], state['stages'], state['position'],
+            state['network']['file']) == ('fast', 'two', [], [1, 1], 'two.params')
+    log = client.get('/api/jobs/%s/files/log' % job_id).text
+    assert log.splitlines()[:3] == [
+        '# content content.png', '# style of the network: ink 0.3, oil 0.7',
+        '# network: two: johnson network two.params (2 styles: ink, oil), random (test), '
+        'NOT pretrained']
+    assert '# input size 36x27 (asked for); preserve colours none' in log
+    assert log.splitlines()[-1].startswith('# one pass: 36x28 in ')
+    assert str(models.folder) not in log + json.dumps([e[2] for e in events])
+    # the contact sheet: content | result (the network carries its styles)
+    sheet, _, _ = decode(client.get('/api/jobs/%s/files/sheet' % job_id).content)
+    assert sheet.shape == (SHEET_HEIGHT, panel_width(40, 30) + panel_width(36, 28) + 8 * 3, 3)
+
+
+def test_an_adain_job_honours_alpha_and_a_second_style(served, models):
+    client = served.client
+    other = picture(36, 44, 3)
+    files = uploads()
+    job_id, events, half, _ = one_pass(
+        client, {'method': 'adain', 'model': 'decoder', 'alpha': '0.5'}, files)
+    _, _, full, _ = one_pass(client, {'model': 'decoder'}, uploads())
+    mixed_id, _, mixed, text = one_pass(
+        client, {'model': 'decoder', 'alpha': '0.5', 'style_mix': '0:1,1:3'},
+        dict(uploads(), style2=('other.png', encode(other), 'image/png')))
+
+    fast = st.FastStylizer(ctx='cpu', decoder=models.paths['decoder.pth'],
+                           encoder=models.paths['vgg_normalised.pth'])
+    np.testing.assert_array_equal(half, fast.stylize(st.Inputs(CONTENT, STYLE),
+                                                     st.FastSettings(alpha=0.5)).picture)
+    np.testing.assert_array_equal(full, fast.stylize(st.Inputs(CONTENT, STYLE)).picture)
+    np.testing.assert_array_equal(mixed, fast.stylize(
+        st.Inputs(CONTENT, style_blend=[(STYLE, 1), (other, 3)]),
+        st.FastSettings(alpha=0.5)).picture)
+    assert half.shape == CONTENT.shape             # the authors' encoder: the content's size
+    assert np.abs(half.astype(int) - full).mean() > 1       # alpha is honoured
+    assert np.abs(half.astype(int) - mixed).mean() > 1      # and so is the second style
+
+    config = json.loads(text['config'])
+    assert (config['alpha'], config['style_weights']) == (0.5, [0.25, 0.75])
+    log = client.get('/api/jobs/%s/files/log' % mixed_id).text.splitlines()
+    assert log[:3] == ['# content content.png', '# styles style.png 0.25, other.png 0.75',
+                       '# network: decoder: AdaIN decoder decoder.pth with encoder '
+                       'vgg_normalised.pth (vgg_normalised)']
+    assert "# input size 40x30 (the content's); alpha 0.5; preserve colours none" in log
+    state = status(client, mixed_id)
+    assert (state['style'], state['style2'], state['settings']['alpha']) == (
+        'style.png', 'other.png', 0.5)
+    # content | style 1 | style 2 | result
+    sheet, _, _ = decode(client.get('/api/jobs/%s/files/sheet' % mixed_id).content)
+    assert sheet.shape == (SHEET_HEIGHT, 2 * panel_width(40, 30) + panel_width(30, 45)
+                           + panel_width(36, 44) + 8 * 5, 3)
+    latest, fmt, _ = decode(client.get('/api/jobs/%s/picture' % job_id).content)
+    assert fmt == 'JPEG' and np.abs(latest.astype(int) - half).mean() < 8
+
+
+def test_the_models_folder_naming_rule(tmp_path, models):
+    import shutil
+    from styletransfer.fast import adain
+    paths = models.paths
+    for name, source in (('two.params', 'two.params'), ('decoder.pth', 'decoder.pth'),
+                         ('vgg_normalised.pth', 'vgg_normalised.pth'),
+                         ('paint.adain.pth', 'decoder.pth'),
+                         ('paint.vgg_normalised.pth', 'vgg_normalised.pth')):
+        shutil.copyfile(paths[source], tmp_path / name)
+    ours = adain.Decoder('vgg19')       # trained on our VGG-19: takes the server's --weights
+    ours.initialize()
+    adain.save_decoder(ours, str(tmp_path / 'mine.adain.params'))
+    (tmp_path / 'notes.txt').write_text('not a network')
+    found = find_models(str(tmp_path), weights='random')
+    assert [(m.name, m.method, os.path.basename(m.path), m.styles, m.kind,
+             os.path.basename(m.encoder)) for m in found.values()] == [
+        ('two', 'fast', 'two.params', ('ink', 'oil'), 'johnson', ''),
+        ('decoder', 'adain', 'decoder.pth', (), 'vgg_normalised', 'vgg_normalised.pth'),
+        ('mine', 'adain', 'mine.adain.params', (), 'vgg19', 'random'),
+        ('paint', 'adain', 'paint.adain.pth', (), 'vgg_normalised',
+         'paint.vgg_normalised.pth')]
+
+    def refusal(folder):
+        with pytest.raises(StyleTransferError) as e:
+            find_models(str(folder), weights='random')
+        return str(e.value)
+    lonely = tmp_path / 'lonely'
+    lonely.mkdir()
+    shutil.copyfile(paths['decoder.pth'], lonely / 'ink.adain.pth')
+    assert refusal(lonely) == (
+        "--models %s: the AdaIN decoder ink.adain.pth was trained with the authors' encoder: "
+        "put ink.vgg_normalised.pth or vgg_normalised.pth beside it" % lonely)
+    shutil.copyfile(paths['vgg_normalised.pth'], lonely / 'vgg_normalised.pth')
+    shutil.copyfile(paths['two.params'], lonely / 'ink.params')
+    assert refusal(lonely) == ("--models %s: ink.params and ink.adain.pth both name the "
+                               "model 'ink': rename one" % lonely)
+    (lonely / 'ink.params').write_bytes(b'not a network at all')
+    assert 'ink.params' in refusal(lonely)
+    assert refusal(tmp_path / 'nowhere') == '--models %s: no such folder' % (
+        tmp_path / 'nowhere')
 
 
 # -------------------------------------------------------------------------- stopping the server
@@ -571,13 +824,18 @@ def test_serve_stops_cleanly_on_ctrl_c(tmp_path):
 def test_serve_is_a_command_and_refuses_bad_options(tmp_path, capsys):
     assert 'serve' in cli_main.COMMANDS
     assert cli_main.main(['serve', '--help']) == 0
-    assert '--max-upload-mb' in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert '--max-upload-mb' in out
+    for rule in ('NAME.adain.pth', 'NAME.vgg_normalised.pth', 'decoder.pth', 'NAME.pth'):
+        assert rule in out.replace('\n', ' ').replace('  ', ' ')
     cases = [(['--port', '70000'], '--port must be 0..65535'),
              (['--max-upload-mb', '0'], '--max-upload-mb must be above 0'),
              (['--keep-hours', '-1'], '--keep-hours must be above 0'),
              (['--max-queue', '-1'], '--max-queue must be 0 or more'),
              (['--weights', str(tmp_path / 'none.params')], 'none.params: no such file'),
-             (['--weights', 'random', '--ctx', 'tpu'], "ctx 'tpu': expected auto, cpu")]
+             (['--weights', 'random', '--ctx', 'tpu'], "ctx 'tpu': expected auto, cpu"),
+             (['--models', str(tmp_path / 'none')], '--models %s: no such folder'
+              % (tmp_path / 'none'))]
     for argv, words in cases:
         assert serve.main(argv) == 2, argv
         assert words in capsys.readouterr().err, argv
@@ -590,6 +848,18 @@ def test_serve_is_a_command_and_refuses_bad_options(tmp_path, capsys):
         assert 'cannot listen on 127.0.0.1 port %d' % port in capsys.readouterr().err
     finally:
         taken.close()
+
+
+def test_serve_refuses_a_models_folder_it_cannot_load_before_it_listens(tmp_path, models,
+                                                                       capsys):
+    import shutil
+    shutil.copyfile(models.paths['decoder.pth'], tmp_path / 'ink.adain.pth')
+    assert serve.main(['--models', str(tmp_path), '--weights', 'random', '--ctx', 'cpu',
+                       '--port', '0']) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ''           # no address printed: nothing listened
+    assert ("styletransfer serve: error: --models %s: the AdaIN decoder ink.adain.pth was "
+            "trained with the authors' encoder" % tmp_path) in captured.err
 
 
 def test_serve_without_the_web_extra_says_how_to_install_it(monkeypatch, capsys):
@@ -620,4 +890,6 @@ def test_serve_says_when_it_is_open_to_the_network(monkeypatch, capsys):
     assert listened == [('0.0.0.0', 8123)]
     assert 'listening on 0.0.0.0, not only this machine' in out
     assert serve.main(['--weights', 'random', '--ctx', 'cpu']) == 0
-    assert 'not only this machine' not in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert 'not only this machine' not in out
+    assert "styletransfer serve: no --models: the book's method only" in out

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from styletransfer.web.server import LOOPBACK_NAMES, create_app
-from webtools import ServerThread, encode, picture, wait_for
+from webtools import ServerThread, encode, picture, wait_for, write_models
 
 CHROMIUM = '/usr/bin/chromium'
 CHROMEDRIVER = '/usr/bin/chromedriver'
@@ -53,8 +53,11 @@ return counts;
 
 @pytest.fixture(scope='module')
 def site(tmp_path_factory):
+    models = tmp_path_factory.mktemp('models')
+    write_models(models)         # 'two' (a per-style network) and 'decoder' (AdaIN)
     app = create_app(str(tmp_path_factory.mktemp('results')), weights='random', ctx='cpu',
-                     max_upload_mb=2, preview_seconds=0.2, allowed_hosts=LOOPBACK_NAMES)
+                     max_upload_mb=2, preview_seconds=0.2, allowed_hosts=LOOPBACK_NAMES,
+                     models=str(models))
     with ServerThread(app) as running:
         yield running
 
@@ -203,6 +206,45 @@ def test_a_dropped_picture_is_the_one_sent(site, browser):
     wait_for(error.is_displayed, timeout=30)
     assert error.text == 'style dropped.png: not an image file Pillow can read'
     assert 'invalid' in element(browser, 'style-drop').get_attribute('class')
+
+
+def test_an_adain_picture_from_bundled_pictures(site, browser):
+    from selenium.webdriver.support.ui import Select
+    open_page(browser, site.url + '/')
+    assert element(browser, 'network-options').get_attribute('hidden') is not None
+    Select(element(browser, 'method')).select_by_value('adain')
+    # the book's options give way to the network's
+    assert not element(browser, 'book-options').is_displayed()
+    assert element(browser, 'network-options').is_displayed()
+    assert [o.text for o in Select(element(browser, 'model')).options] == ['decoder']
+    assert 'vgg_normalised.pth' in element(browser, 'model-about').text
+    Select(element(browser, 'content-bundled')).select_by_value('tubingen.jpg')
+    Select(element(browser, 'style-bundled')).select_by_value('starry_night.jpg')
+    browser.execute_script("const a = document.getElementById('alpha'); a.value = '0.5'; "
+                           "a.dispatchEvent(new Event('input'));")
+    assert element(browser, 'alpha-value').text == '0.5'
+    type_into(browser, 'size', '96')
+    element(browser, 'start').click()
+
+    status = element(browser, 'job-status')
+    wait_for(lambda: status.text.startswith('finished'), timeout=60)
+    job_id = re.search(r'job=([\w-]+)', browser.current_url).group(1)
+    assert wait_for(lambda: browser.execute_script(PICTURE_JS), timeout=30)[2:] == [96, 72]
+    assert element(browser, 'job-weights').text.startswith(
+        'network: decoder: AdaIN decoder decoder.pth with encoder vgg_normalised.pth')
+    assert not element(browser, 'curves-figure').is_displayed()     # no curves for one pass
+    state = get_json(site.url + '/api/jobs/' + job_id)
+    assert (state['method'], state['model'], state['content'], state['style']) == (
+        'adain', 'decoder', 'tubingen.jpg (bundled)', 'starry_night.jpg (bundled)')
+    assert state['settings']['alpha'] == 0.5 and state['settings']['size'] == [96, None]
+    log = element(browser, 'log').text
+    assert '# network: decoder: AdaIN decoder decoder.pth' in log
+    assert re.search(r'^# one pass: 96x72 in [\d.]+ s$', log, re.M)
+    element(browser, 'download-picture').click()
+    path = browser.downloads / ('styletransfer-%s-picture.png' % job_id[:8])
+    wait_for(path.exists, timeout=30)
+    with Image.open(path) as img:
+        assert img.format == 'PNG' and img.size == (96, 72)    # tubingen is 1024x768
 
 
 def test_a_closed_connection_leaves_its_job_running(site):

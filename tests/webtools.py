@@ -1,5 +1,6 @@
 """Helpers of the web page's tests: pictures as file bytes (good, damaged, a decompression bomb),
-server-sent events parsed, a clock that tests move, and the real server (uvicorn) in a thread."""
+server-sent events parsed, a clock that tests move, the real server (uvicorn) in a thread, and
+a --models folder of feed-forward networks with random values in their real layouts."""
 import io
 import json
 import socket
@@ -118,3 +119,32 @@ class ServerThread:
         self.server.should_exit = True
         self.thread.join(60)
         self.sock.close()
+
+
+STYLE_NAMES = ['ink', 'oil']
+
+
+def write_models(folder):
+    """A --models folder, as `serve` would be given: 'two', a per-style TransformerNet saved
+    by zoo.save_net with two styles (its norms' rows apart, so the styles differ), and
+    'decoder', the AdaIN authors' decoder.pth with its vgg_normalised.pth (their PyTorch
+    layout, written by torch_pickles). Returns {file name: path}."""
+    import mxnet as mx
+    from styletransfer.fast import johnson, zoo
+    from test_adain import DECODER, ENCODER, as_state, random_conv
+    from torch_pickles import state_dict, write_pth
+    net = johnson.TransformerNet(2)
+    net.initialize_weights(seed=5)
+    rng = np.random.default_rng(5)
+    for norm in net.norms().values():
+        norm.gamma.set_data(mx.nd.array(1 + 0.5 * rng.standard_normal((2, norm.channels))))
+        norm.beta.set_data(mx.nd.array(0.5 * rng.standard_normal((2, norm.channels))))
+    paths = {'two.params': str(folder / 'two.params')}
+    zoo.save_net(net, paths['two.params'], style_names=STYLE_NAMES,
+                 loss_network='random (test), NOT pretrained')
+    rng = np.random.default_rng(1)
+    encoder = {i: random_conv(rng, *shape) for i, shape in ENCODER.items()}
+    decoder = {i: random_conv(rng, out, c, 3) for i, (out, c) in DECODER.items()}
+    for name, weights in (('vgg_normalised.pth', encoder), ('decoder.pth', decoder)):
+        paths[name] = write_pth(str(folder / name), state_dict(as_state(weights)), 'zip')
+    return paths

@@ -1,6 +1,6 @@
 """styletransfer serve: the web page (styletransfer.web) on this machine.
 
-    styletransfer serve [--host 127.0.0.1] [--port 8000] [--weights zoo] ...
+    styletransfer serve [--host 127.0.0.1] [--port 8000] [--weights zoo] [--models DIR] ...
 
 This module only translates: options become create_app's arguments, checked before anything
 listens. It listens on loopback unless --host says otherwise (and then says so), prints the
@@ -9,6 +9,7 @@ cancels the waiting ones and waits for the worker before it returns.
 """
 import argparse
 import importlib.util
+import os
 import socket
 import sys
 import threading
@@ -28,6 +29,15 @@ GRACE_SECONDS = 5
 WEB_PACKAGES = (('fastapi', ('fastapi',)), ('uvicorn', ('uvicorn',)),
                 ('python-multipart', ('python_multipart', 'multipart')))
 INSTALL = 'pip install "styletransfer[web]" (or pip install -r requirements-web.txt)'
+MODELS_HELP = (
+    'a folder of feed-forward networks the page offers by name (method fast and adain; '
+    'default: none, the book\'s method only). Per-style networks: NAME.params (ours), NAME.pth '
+    '(pytorch/examples fast_neural_style), NAME-symbol.json (an export), each the model NAME. '
+    'AdaIN decoders: NAME.adain.pth (the authors\' layout) or NAME.adain.params (ours), the '
+    'model NAME, and the authors\' decoder.pth, the model "decoder". A decoder trained with '
+    'the authors\' encoder takes NAME.vgg_normalised.pth, else vgg_normalised.pth, from the '
+    'folder; one trained with our VGG-19 takes --weights. Every network is loaded once at '
+    'start: a file that does not load is named and the server does not start')
 
 
 def build_parser(prog):
@@ -46,6 +56,7 @@ def build_parser(prog):
                    help='the jobs\' VGG-19 weights unless a job asks for zoo or random: "zoo" '
                         '(Gluon model zoo), "random" (NOT pretrained: a smoke test) or a .params '
                         'file (default: %(default)s)')
+    p.add_argument('--models', metavar='DIR', help=MODELS_HELP)
     p.add_argument('--max-upload-mb', type=float, default=20.0, metavar='MB',
                    help='largest picture accepted (default: %(default)g)')
     p.add_argument('--max-queue', type=int, default=10, metavar='N',
@@ -88,7 +99,20 @@ def check(args):
     network = Network(weights=args.weights)
     if network.weights not in ('zoo', 'random'):
         check_input_file(network.weights, 'a .params file')
+    if args.models is not None and not os.path.isdir(args.models):
+        raise StyleTransferError('--models %s: no such folder' % args.models)
     return network
+
+
+def describe_models(models, folder):
+    """One line: the feed-forward models the page offers."""
+    if folder is None:
+        return 'no --models: the book\'s method only'
+    if not models:
+        return 'no networks in %s (see --help for their names)' % folder
+    return 'models in %s: %s' % (folder, '; '.join(
+        '%s %s' % (m.method, m.name) + (' (%s)' % ', '.join(m.styles) if m.styles else '')
+        for m in models.values()))
 
 
 def listen(host, port):
@@ -122,11 +146,16 @@ def serve(args, prog):
     from styletransfer.web.server import LOOPBACK_NAMES, create_app, is_loopback
     ctx, remark = device.resolve_ctx(args.ctx)
     loopback = is_loopback(args.host)
-    sock = listen(args.host, args.port)
+    # The app reads --models (a file that does not load is refused) before anything listens.
     app = create_app(args.results, weights=network.weights, ctx=ctx,
                      max_upload_mb=args.max_upload_mb, max_queue=args.max_queue,
                      keep_hours=args.keep_hours, preview_seconds=args.preview_seconds,
-                     allowed_hosts=LOOPBACK_NAMES if loopback else None)
+                     allowed_hosts=LOOPBACK_NAMES if loopback else None, models=args.models)
+    try:
+        sock = listen(args.host, args.port)
+    except StyleTransferError:
+        app.state.shut()        # removes a temporary results folder
+        raise
     queue = app.state.jobs
 
     class Server(uvicorn.Server):
@@ -145,6 +174,7 @@ def serve(args, prog):
               'jobs and see their pictures' % (prog, args.host), flush=True)
     print('%s: weights %s by default; %s (%s), %d threads; results in %s; Ctrl-C stops'
           % (prog, args.weights, ctx, remark, threads, app.state.folder), flush=True)
+    print('%s: %s' % (prog, describe_models(app.state.models, args.models)), flush=True)
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:

@@ -2,7 +2,12 @@
 
 Jobs wait in the order they were accepted and ONE worker thread runs them, one at a time: MXNet
 1.x is not thread-safe, so every MXNet call (building a stylizer, iterating a run) happens in
-that thread. A stylizer is built once per method and network and reused by the jobs after it.
+that thread. A stylizer is built once per method and network (the book's Network, or a
+feed-forward model of the server's --models folder) and reused by the jobs after it; the
+MAX_STYLIZERS used last are kept.
+
+The book's method reports every iteration; a feed-forward job (fast, adain) is one pass: one
+progress event, then its picture.
 
 The web side never touches a run. It reads what the worker leaves on each `Job`: the history of
 its events (kept whole, so that a tab coming back with the job's link, or a second tab, sees
@@ -41,7 +46,7 @@ FILES = {'picture': ('picture.png', 'image/png'), 'sheet': ('sheet.jpg', 'image/
          'log': ('log.txt', 'text/plain; charset=utf-8')}
 PREVIEW_QUALITY = 85      # JPEG quality of the live preview: small, and plenty to watch
 SWEEP_SECONDS = 60        # how often an idle worker removes results older than keep_hours
-MAX_STYLIZERS = 2         # stylizers kept built (each holds VGG-19's weights on its device)
+MAX_STYLIZERS = 2         # stylizers kept built (each holds its networks' weights on its device)
 RECENT = 20               # iterations whose median time predicts the rest (as the CLI's bar)
 ID_BYTES = 16             # a job's ID: 128 random bits as URL-safe text
 JOB_ID = re.compile(r'[A-Za-z0-9_-]{22}')     # what secrets.token_urlsafe(ID_BYTES) makes
@@ -51,7 +56,10 @@ JOB_ID = re.compile(r'[A-Za-z0-9_-]{22}')     # what secrets.token_urlsafe(ID_BY
 class Method:
     name: str
     title: str
-    build: object   # (Network, ctx) -> a stylizer whose start(inputs, settings) returns a run
+    build: object   # (network or Model, ctx) -> a stylizer whose start(inputs, settings) gives
+                    # a run that yields Progress and StageDone, stops on stop(), has
+                    # picture(best) and ends with run.result
+    feed_forward: bool = False      # one pass (FastStylizer), its network a models.Model
 
 
 def _book_method(network, ctx):
@@ -59,12 +67,15 @@ def _book_method(network, ctx):
     return Stylizer(network, ctx)
 
 
-METHODS = {'gatys': Method('gatys', 'the book\'s optimisation (Gatys et al.)', _book_method)}
-# Methods the page shows as coming. The feed-forward networks join METHODS as 'fast', built as
-# st.FastStylizer, which keeps the protocol this module relies on: start(inputs, settings) gives
-# a run that yields Progress and StageDone events, stops on stop(), has picture(best) and ends
-# with run.result.
-PLANNED = {'fast': 'feed-forward networks (Johnson et al., AdaIN): not available yet'}
+def _feed_forward(model, ctx):
+    return model.build(ctx)
+
+
+METHODS = {
+    'gatys': Method('gatys', 'the book\'s optimisation (Gatys et al.)', _book_method),
+    'fast': Method('fast', 'a network per style (Johnson et al.)', _feed_forward, True),
+    'adain': Method('adain', 'any style, one pass (AdaIN)', _feed_forward, True),
+}
 
 
 _SWEEP = object()     # what the idle worker's wait gives when it is time to sweep
@@ -86,6 +97,15 @@ class Event:
                                                      json.dumps(self.data, allow_nan=False))
 
 
+def _style_shares(settings, model):
+    """[(style name, share)] of a per-style network's mix (FastSettings.style_mix, its first
+    style when empty), shares summing to 1 as the network takes them."""
+    mix = settings.style_mix or ((0, 1.0),)
+    total = sum(weight for _, weight in mix)
+    return [(model.styles[key] if isinstance(key, int) else key, weight / total)
+            for key, weight in mix]
+
+
 def _finite(value):
     """A float for JSON, or None: JSON has no NaN or infinity."""
     return value if value is not None and math.isfinite(value) else None
@@ -95,8 +115,10 @@ class Job:
     """One submitted run: what it asked for, and everything it has reported so far."""
 
     def __init__(self, method, network, settings, inputs, labels, log_every, notes=()):
+        # The book's method: a Network, Settings and LoadedInputs. A feed-forward one: a
+        # models.Model, FastSettings and Inputs of pictures already read (styles weighted).
         self.method, self.network, self.settings = method, network, settings
-        self.inputs = inputs            # LoadedInputs; dropped when the job ends
+        self.inputs = inputs            # dropped when the job ends
         self.labels = dict(labels)      # {'content': 'rainier.jpg (bundled)', 'style': ...}
         self.log_every = log_every
         self.notes = list(notes)        # remarks on the pictures' conversions
@@ -191,20 +213,33 @@ class Job:
         if run is not None and stopping:
             run.stop()
 
+    @property
+    def feed_forward(self):
+        return METHODS[self.method].feed_forward
+
+    @property
+    def stages(self):
+        """The stages as text ('WxH:ITERS:DECAY:LR'); a feed-forward pass has none."""
+        return [] if self.feed_forward else [s.describe() for s in self.settings.stages]
+
     def status(self):
         """What the API says of the job: plain JSON data."""
-        stages = [s.describe() for s in self.settings.stages]
+        if self.feed_forward:
+            network, weights = self.network.to_dict(), self.network.name
+        else:
+            weights = self._weights_name()
+            network = dict(self.network.to_dict(), weights=weights)
         return {'id': self.id, 'number': self.number, 'state': self.state, 'place': self.place,
                 'method': self.method,
+                'model': self.network.name if self.feed_forward else None,
                 'content': self.labels.get('content'), 'style': self.labels.get('style'),
-                'stages': stages, 'settings': self.settings.to_dict(),
-                'network': dict(self.network.to_dict(), weights=self._weights_name()),
-                'weights': self.weights or self._weights_name(),
+                'style2': self.labels.get('style2'),
+                'stages': self.stages, 'settings': self.settings.to_dict(),
+                'network': network, 'weights': self.weights or weights,
                 'position': list(self.position) if self.position else None,
                 'message': self.message, 'files': sorted(self.files),
                 'events': len(self._events), 'created': self.created, 'started': self.started,
                 'ended': self.ended}
-
 
     def _weights_name(self):
         weights = self.network.weights
@@ -408,9 +443,12 @@ class JobQueue:
 
     def _run(self, job):
         job.state, job.started = RUNNING, self.clock()
-        job.emit('start', method=job.method, stages=[s.describe() for s in job.settings.stages])
+        job.emit('start', method=job.method, stages=job.stages,
+                 model=job.network.name if job.feed_forward else None)
         if job.stop_requested:
             return self._end(job, CANCELLED, 'stopped before it started')
+        if job.feed_forward:
+            return self._run_pass(job)
         try:
             stylizer = self._stylizer(job)
             job.weights = stylizer.description
@@ -451,6 +489,88 @@ class JobQueue:
         self._save(job, stylizer, result.picture, result.stage_pictures, result.stopped)
         self._end(job, STOPPED if result.stopped else FINISHED,
                   'stopped; the picture is the best so far' if result.stopped else 'finished')
+
+    def _run_pass(self, job):
+        """A feed-forward job: its network (built once, then reused), one pass, the picture."""
+        model = job.network
+        try:
+            stylizer = self._stylizer(job)
+            job.weights = '%s: %s' % (model.name, model.describe(stylizer.description))
+            # Whether a network's own weights were trained is not recorded in its file.
+            job.emit('network', weights=job.weights, pretrained=None, model=model.name,
+                     context='%s (%s)' % (stylizer.ctx, stylizer.ctx_remark))
+            self._pass_header(job, stylizer)
+            run = stylizer.start(job.inputs, job.settings)
+            job.attach(run)
+            for event in run:
+                if isinstance(event, Progress):
+                    job.position = (1, 1)
+                    job.emit('progress', stage=1, stages=1, iteration=0, iterations=1,
+                             width=event.width, height=event.height, terms={}, total=None,
+                             seconds=event.seconds, lr=None, seconds_left=0.0)
+                    job.line('# one pass: %dx%d in %.3f s' % (event.width, event.height,
+                                                              event.seconds))
+                else:
+                    self._preview(job, event.picture)
+        except StyleTransferError as e:
+            job.line('# error: %s' % e)
+            self._write_log(job)
+            return self._end(job, FAILED, str(e))
+        result = run.result
+        if result.stopped:          # stopped after it was taken, before its pass began
+            job.line('# stopped before the pass')
+            self._write_log(job)
+            return self._end(job, STOPPED, 'stopped before the pass: there is no picture')
+        self._save_pass(job, result.picture)
+        self._end(job, FINISHED, 'finished')
+
+    def _pass_header(self, job, stylizer):
+        """A feed-forward job's log: its pictures, which network, its settings."""
+        settings, model = job.settings, job.network
+        for note in job.notes:
+            job.line('# ' + note)
+        job.line('# content %s' % job.labels.get('content'))
+        if job.method == 'adain':
+            styles = job.inputs.styles
+            job.line('# style %s' % job.labels['style'] if len(styles) == 1 else
+                     '# styles %s' % ', '.join('%s %.3g' % (job.labels[what], weight)
+                                               for what, (_, weight) in
+                                               zip(('style', 'style2'), styles)))
+        else:
+            job.line('# style of the network: %s' % ', '.join(
+                '%s %.3g' % (name, weight) for name, weight in _style_shares(settings, model)))
+        job.line('# network: %s' % job.weights)
+        # The size the network is given: a network may round what it gives back.
+        height, width = job.inputs.content.shape[:2]
+        size = '%dx%d (%s)' % (settings.output_size(width, height) + (
+            'the content\'s' if settings.size is None else 'asked for',))
+        job.line('# input size %s%s; preserve colours %s' % (
+            size, '; alpha %g' % settings.alpha if job.method == 'adain' else '',
+            settings.preserve_colors))
+        job.line('# context: %s (%s)' % (stylizer.ctx, stylizer.ctx_remark))
+
+    def _save_pass(self, job, picture):
+        """A feed-forward job's picture (PNG, its settings in the metadata), the contact sheet
+        content | style(s) | result, and the log; each written atomically."""
+        from ..images import save_image
+        from ..report import contact_sheet
+        config = dict(job.settings.to_dict(), method=job.method, model=job.network.name)
+        if job.method == 'adain':
+            config['style_weights'] = [weight for _, weight in job.inputs.styles]
+        path = os.path.join(job.folder, FILES['picture'][0])
+        save_image(picture, path, {'Software': 'styletransfer', 'network': job.weights,
+                                   'config': json.dumps(config)})
+        job.files['picture'] = path
+        panels = [('content', job.inputs.content)]
+        styles = job.inputs.styles
+        for k, (style, weight) in enumerate(styles):
+            panels.append(('style' if len(styles) == 1 else 'style %d: %.2f' % (k + 1, weight),
+                           style))
+        panels.append(('result %dx%d' % (picture.shape[1], picture.shape[0]), picture))
+        path = os.path.join(job.folder, FILES['sheet'][0])
+        contact_sheet(panels, path, caption='network: %s' % job.weights)
+        job.files['sheet'] = path
+        self._write_log(job)
 
     def _header(self, job, stylizer):
         """The command line's opening lines of a log."""

@@ -8,9 +8,13 @@
     GET  /api/jobs/{id}/picture        the latest picture (JPEG)
     POST /api/jobs/{id}/stop           stop it (a waiting job leaves the queue)
     GET  /api/jobs/{id}/files/{name}   picture (PNG), sheet (JPEG) or log (text), once it ended
-    GET  /api/options                  methods, bundled pictures, defaults, limits
+    GET  /api/options                  methods, models, bundled pictures, defaults, limits
     GET  /api/bundled/{name}           a bundled picture
     GET  /api/queue                    how busy the server is
+
+A job runs the book's optimisation (method gatys) or a feed-forward network of the server's
+(method fast or adain, naming a model of `--models`: models.py); the fields each takes are
+forms.METHOD_FIELDS.
 
 Refusals are JSON, {"error": one line, "field": the field at fault or null}, with a 4xx status:
 404 unknown job, 409 not ready yet, 413 too large, 422 a bad field or picture, 429 queue full.
@@ -29,14 +33,17 @@ from typing import Annotated, Optional
 from urllib.parse import urlsplit
 
 from ..data import bundled, bundled_names
+from ..fast.stylizer import FastSettings
 from ..settings import BOOK_STAGES, Settings
 from ..vgg.network import WEIGHT_KINDS
 from . import forms, jobs
+from .models import find_models
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'static')
 HEARTBEAT_SECONDS = 15      # a comment line keeps idle event streams (and their proxies) open
 RETRY_MS = 2000             # how soon a browser reconnects a dropped event stream
-FORM_OVERHEAD = 1 << 20     # a request may hold two uploads and this much more (the fields)
+FORM_OVERHEAD = 1 << 20     # a request may hold its uploads and this much more (the fields)
+UPLOADS = 3                 # content, style and AdaIN's second style
 LOOPBACK_NAMES = ('localhost', '127.0.0.1', '::1')
 PAGE_POLICY = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
                "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
@@ -56,12 +63,16 @@ def is_loopback(host):
 
 
 def create_app(results=None, *, weights='zoo', ctx='cpu', max_upload_mb=20.0, max_queue=10,
-               keep_hours=24.0, preview_seconds=1.0, allowed_hosts=None, clock=time.time):
+               keep_hours=24.0, preview_seconds=1.0, allowed_hosts=None, models=None,
+               clock=time.time):
     """The app. `results` is the folder of the jobs' results (default: a temporary folder,
     removed when the app stops); `weights` the jobs' default VGG weights ('zoo', 'random' or
     a .params file: a client may only choose zoo or random); `ctx` where runs happen;
     `allowed_hosts` the Host names accepted (None: any; `serve` passes the loopback names
-    when it listens on loopback). The other arguments are JobQueue's and Limits'.
+    when it listens on loopback); `models` the folder of feed-forward networks (models.py's
+    naming rule; None: the book's method only), read here, before the worker starts, and
+    refused with StyleTransferError naming a file that does not load. The other arguments are
+    JobQueue's and Limits'.
 
     The job queue's worker starts and stops with the app (its lifespan): waiting jobs are
     cancelled and the running one is stopped and saved when the app stops."""
@@ -71,6 +82,7 @@ def create_app(results=None, *, weights='zoo', ctx='cpu', max_upload_mb=20.0, ma
     from fastapi.staticfiles import StaticFiles
     from starlette.exceptions import HTTPException
 
+    catalogue = {} if models is None else find_models(models, weights)
     temporary = results is None
     folder = tempfile.mkdtemp(prefix='styletransfer-web-') if temporary else os.path.abspath(
         results)
@@ -79,7 +91,7 @@ def create_app(results=None, *, weights='zoo', ctx='cpu', max_upload_mb=20.0, ma
     os.makedirs(uploads, exist_ok=True)
     queue = jobs.JobQueue(folder, ctx, max_queue, keep_hours, preview_seconds, clock)
     device = getattr(ctx, 'device_type', str(ctx).split(':')[0].strip().lower())
-    limits = forms.Limits(max_upload_mb, weights, on_cpu=device == 'cpu')
+    limits = forms.Limits(max_upload_mb, weights, on_cpu=device == 'cpu', models=catalogue)
 
     def shut():
         """Cancel and stop the jobs, wait for the worker, remove a temporary folder; a second
@@ -106,7 +118,8 @@ def create_app(results=None, *, weights='zoo', ctx='cpu', max_upload_mb=20.0, ma
         'pictures, watch its events, stop it, take its results. One job runs at a time; the '
         'others wait their turn. Refusals are JSON: {"error": "...", "field": "..."}.'))
     app.state.jobs, app.state.folder, app.state.shut = queue, folder, shut
-    app.add_middleware(Guard, max_body=2 * limits.upload_bytes + FORM_OVERHEAD,
+    app.state.models = catalogue
+    app.add_middleware(Guard, max_body=UPLOADS * limits.upload_bytes + FORM_OVERHEAD,
                        allowed_hosts=allowed_hosts)
     app.mount('/static', StaticFiles(directory=STATIC), name='static')
 
@@ -152,13 +165,22 @@ def create_app(results=None, *, weights='zoo', ctx='cpu', max_upload_mb=20.0, ma
 
     @app.get('/api/options', summary='What a job can ask for')
     def options():
-        """Methods, bundled pictures, the defaults of every field, presets and limits."""
+        """Methods (with the fields each takes, and whether this server can run it), the
+        feed-forward models by name (per-style networks with their styles, AdaIN decoders
+        with their encoder), bundled pictures, the defaults of every field, presets and
+        limits."""
         defaults = dict(Settings().to_dict(), log_every=forms.LOG_EVERY,
                         weights=weights if weights in WEIGHT_KINDS else 'file')
-        return {'methods': [{'name': m.name, 'title': m.title, 'available': True}
-                            for m in jobs.METHODS.values()] +
-                           [{'name': name, 'title': title, 'available': False}
-                            for name, title in jobs.PLANNED.items()],
+        methods = []
+        for m in jobs.METHODS.values():
+            available = not m.feed_forward or bool(limits.models_of(m.name))
+            methods.append({'name': m.name, 'title': m.title, 'available': available,
+                            'fields': list(forms.METHOD_FIELDS[m.name]),
+                            'note': '' if available else 'this server has no such networks: '
+                            'they come from the folder of styletransfer serve --models'})
+        return {'methods': methods,
+                'models': [model.to_dict() for model in catalogue.values()],
+                'fast_defaults': FastSettings().to_dict(),
                 'bundled': bundled_names(), 'defaults': defaults,
                 'book_stages': [s.describe() for s in BOOK_STAGES], 'presets': forms.PRESETS,
                 'weights': list(WEIGHT_KINDS),
@@ -183,12 +205,15 @@ def create_app(results=None, *, weights='zoo', ctx='cpu', max_upload_mb=20.0, ma
               responses={k: error_responses[k] for k in (413, 422, 429)})
     def submit(form: Annotated[forms.JobForm, Form()],
                content: Optional[UploadFile] = File(None, description='the content picture'),
-               style: Optional[UploadFile] = File(None, description='the style picture')):
-        """Pictures come as uploads (`content`, `style`) or by bundled name
-        (`content_bundled`, `style_bundled`); every other field maps onto the library's
-        Settings and Network and is checked by them. Returns the job's ID, its place in the
-        queue and its links."""
-        job = forms.build_job(form, content, style, limits, uploads)
+               style: Optional[UploadFile] = File(None, description='the style picture'),
+               style2: Optional[UploadFile] = File(None, description='adain: a second style')):
+        """Pictures come as uploads (`content`, `style`, `style2`) or by bundled name
+        (`content_bundled`, ...). The book's method (gatys): every other field maps onto
+        the library's Settings and Network and is checked by them. A feed-forward one (fast,
+        adain) names a `model` of GET /api/options and takes `size`, `style_mix`, `alpha`
+        (adain) and `preserve_colors` (FastSettings). A field of another method is refused.
+        Returns the job's ID, its place in the queue and its links."""
+        job = forms.build_job(form, content, style, limits, uploads, style2)
         try:
             place = queue.submit(job)
         except jobs.QueueFull as e:
@@ -206,11 +231,12 @@ def create_app(results=None, *, weights='zoo', ctx='cpu', max_upload_mb=20.0, ma
                  200: {'content': {'text/event-stream': {}}, 'description': (
                      'Every event of the job from the start, or after the one named by the '
                      'Last-Event-ID header or `after`, then live ones; the stream ends after '
-                     'the `done` event. Kinds: queue {place}, start, network {weights, '
-                     'pretrained, context}, log {line}, progress {stage, stages, iteration, '
-                     'iterations, width, height, terms, total, seconds, lr, seconds_left}, '
-                     'picture {number, width, height}, stage {stage, stages, width, height}, '
-                     'done {state, message, files}.')},
+                     'the `done` event. Kinds: queue {place}, start {method, stages, model}, '
+                     'network {weights, pretrained, context}, log {line}, progress {stage, '
+                     'stages, iteration, iterations, width, height, terms, total, seconds, lr, '
+                     'seconds_left}, picture {number, width, height}, stage {stage, stages, '
+                     'width, height}, done {state, message, files}. A feed-forward job '
+                     '(fast, adain) is one pass: one progress, then its picture.')},
                  404: error_responses[404]})
     async def events(job_id: str, request: Request,
                      after: Optional[int] = Query(None, description='the last event ID seen')):
@@ -339,8 +365,8 @@ class Guard:
             await self._refuse(scope, receive, send, *self._too_large())
 
     def _too_large(self):
-        return (413, 'the request is larger than %.1f MB: two uploads of --max-upload-mb and '
-                'the fields' % (self.max_body / (1 << 20)), None)
+        return (413, 'the request is larger than %.1f MB: %d uploads of --max-upload-mb and '
+                'the fields' % (self.max_body / (1 << 20), UPLOADS), None)
 
     @staticmethod
     async def _refuse(scope, receive, send, status, message, field):

@@ -1,11 +1,18 @@
 // styletransfer's page: choose two pictures and options, submit a job, then follow its events
 // (server-sent events: the picture, the book's log lines, the loss curves) until it ends.
+// The book's method (gatys) shows its options; a feed-forward one (fast, adain) shows the
+// server's networks instead and is one pass: the picture comes at once.
 // Plain JavaScript, no libraries: the page works offline. Everything it knows comes from the
 // HTTP API described at /docs.
 'use strict';
 
 const $ = (id) => document.getElementById(id);
 const TERMS = [['content', '--content'], ['style', '--style'], ['tv', '--tv']];
+const PICTURES = ['content', 'style', 'style2'];
+// A feed-forward pass takes the content's own size unless told, and the bundled pictures are
+// up to 2048 pixels wide (a minute of AdaIN on one CPU thread): the page proposes this width.
+// Emptied, the field gives the content's size.
+const FEED_FORWARD_WIDTH = '512';
 const SCHEDULES = {
   quick: '225x150:100:50',
   large: '225x150:500:200 450x300:300:100 900x600:100:50',
@@ -19,7 +26,7 @@ async function loadOptions() {
   const response = await fetch('/api/options');
   options = await response.json();
   SCHEDULES.book = options.book_stages.join(' ');
-  for (const what of ['content', 'style']) {
+  for (const what of PICTURES) {
     const select = $(what + '-bundled');
     for (const name of options.bundled) {
       select.add(new Option(name, name));
@@ -32,8 +39,13 @@ async function loadOptions() {
   for (const m of options.methods) {
     const option = new Option(m.name + ': ' + m.title, m.name);
     option.disabled = !m.available;
+    option.title = m.note;
     method.add(option);
   }
+  const unavailable = options.methods.filter((m) => !m.available);
+  $('method-note').textContent = unavailable.map((m) => m.name + ': ' + m.note).join('; ');
+  $('method-note').hidden = !unavailable.length;
+  showMethod();
   const d = options.defaults;
   for (const name of ['content_weight', 'style_weight', 'tv_weight', 'lr', 'style_scale',
                       'noise_ratio', 'seed', 'log_every']) {
@@ -42,6 +54,7 @@ async function loadOptions() {
   $('optimizer').value = d.optimizer;
   $('preserve_colors').value = d.preserve_colors;
   $('stages').value = SCHEDULES.book;
+  $('size').value = FEED_FORWARD_WIDTH;
   $('weights-default').textContent = 'the server\'s: ' + options.server_weights +
       (options.server_weights === 'random' ? ' (NOT pretrained)' : '');
   $('limits').textContent = 'uploads up to ' + options.max_upload_mb + ' MB; results kept ' +
@@ -77,8 +90,69 @@ function chooseFile(what, files) {
   thumb.hidden = false;
 }
 
+// The form shows what the chosen method takes. Disabled controls are not sent (FormData
+// leaves them out), so a job carries its own method's fields only, as the server asks.
+function showMethod() {
+  const method = $('method').value;
+  const feedForward = method !== 'gatys';
+  for (const [id, off] of [['book-options', feedForward], ['network-options', !feedForward],
+                           ['fast-options', method !== 'fast'],
+                           ['adain-options', method !== 'adain']]) {
+    $(id).hidden = off;
+    $(id).disabled = off;
+  }
+  // A per-style network carries its styles: no style picture.
+  showPicture('style', method !== 'fast');
+  showPicture('style2', method === 'adain' && $('mix-styles').checked);
+  $('style2-share-box').hidden = !(method === 'adain' && $('mix-styles').checked);
+  const select = $('model');
+  const chosen = select.value;
+  select.textContent = '';
+  for (const m of options.models.filter((m) => m.method === method)) {
+    select.add(new Option(m.name, m.name));
+  }
+  if (Array.from(select.options).some((o) => o.value === chosen)) {
+    select.value = chosen;
+  }
+  showModel();
+}
+
+function showPicture(what, shown) {
+  $(what + '-choice').hidden = !shown;
+  $(what + '-file').disabled = !shown;
+  $(what + '-bundled').disabled = !shown;
+}
+
+function showModel() {
+  const model = options.models.find((m) => m.name === $('model').value);
+  const weights = $('style-weights');
+  weights.textContent = '';
+  if (!model) {
+    $('model-about').textContent = '';
+    return;
+  }
+  if (model.method === 'fast') {
+    $('model-about').textContent = model.file + ': ' + model.styles.length + ' style' +
+        (model.styles.length === 1 ? '' : 's');
+    // Weights by index: a style's name may hold the mix's separators.
+    model.styles.forEach((name, index) => {
+      const label = document.createElement('label');
+      label.textContent = name + ' ';
+      const input = document.createElement('input');
+      input.className = 'style-weight';
+      input.dataset.index = index;
+      input.inputMode = 'decimal';
+      input.value = index === 0 ? '1' : '0';
+      label.append(input);
+      weights.append(label);
+    });
+  } else {
+    $('model-about').textContent = model.file + ' with the encoder ' + model.encoder;
+  }
+}
+
 function setUpPictures() {
-  for (const what of ['content', 'style']) {
+  for (const what of PICTURES) {
     const drop = $(what + '-drop');
     $(what + '-file').addEventListener('change', (e) => chooseFile(what, e.target.files));
     $(what + '-bundled').addEventListener('change', (e) => chooseBundled(what, e.target.value));
@@ -95,6 +169,12 @@ function setUpPictures() {
 }
 
 function setUpOptions() {
+  $('method').addEventListener('change', showMethod);
+  $('model').addEventListener('change', showModel);
+  $('mix-styles').addEventListener('change', showMethod);
+  for (const id of ['alpha', 'style2-share']) {
+    $(id).addEventListener('input', (e) => { $(id + '-value').textContent = e.target.value; });
+  }
   $('schedule').addEventListener('change', (e) => {
     if (e.target.value in SCHEDULES) {
       $('stages').value = SCHEDULES[e.target.value];
@@ -110,6 +190,7 @@ function setUpOptions() {
       $('optimizer').value = preset.optimizer;
     } else {
       $('stages').value = SCHEDULES.book;
+  $('size').value = FEED_FORWARD_WIDTH;
       $('schedule').value = 'book';
       $('optimizer').value = options.defaults.optimizer;
     }
@@ -124,7 +205,7 @@ function showError(message, field) {
     element.classList.remove('invalid');
   }
   if (field) {
-    const element = document.getElementsByName(field)[0] ||
+    const element = Array.from(document.getElementsByName(field)).find((e) => !e.disabled) ||
         ($(field + '-drop') ? $(field + '-drop') : null);
     if (element) {
       (element.type === 'file' ? element.parentElement : element).classList.add('invalid');
@@ -143,7 +224,18 @@ async function submit(event) {
       data.delete(key);
     }
   }
-  for (const what of ['content', 'style']) {
+  const method = $('method').value;
+  if (method === 'fast') {
+    const parts = Array.from(document.querySelectorAll('.style-weight')).map(
+        (input) => input.dataset.index + ':' + (input.value.trim() || '0'));
+    if (parts.length > 1) {
+      data.set('style_mix', parts.join(','));
+    }
+  } else if (method === 'adain' && $('mix-styles').checked) {
+    const share = Number($('style2-share').value);
+    data.set('style_mix', '0:' + Math.round((1 - share) * 1000) / 1000 + ',1:' + share);
+  }
+  for (const what of PICTURES) {
     const file = data.get(what);
     if (file instanceof File && file.size > options.max_upload_mb * 1048576) {
       showError(what + ': ' + file.name + ' is larger than the upload limit of ' +
@@ -171,8 +263,9 @@ async function submit(event) {
 // ----------------------------------------------------------------------- following a job
 
 class Follower {
-  constructor(id) {
+  constructor(id, method) {
     this.id = id;
+    this.feedForward = method !== 'gatys';    // one pass: no curves, nothing to stop
     this.base = '/api/jobs/' + encodeURIComponent(id);
     this.points = [];         // {x, content, style, tv} for the curves
     this.boundaries = [];     // x where a stage starts
@@ -196,6 +289,8 @@ class Follower {
     $('job-weights').textContent = '';
     $('downloads').hidden = true;
     $('stop').disabled = false;
+    $('stop').hidden = this.feedForward;
+    $('curves-figure').hidden = this.feedForward;
     $('job-link').href = '/?job=' + encodeURIComponent(this.id);
     this.setStatus('connecting');
     // EventSource reconnects by itself and sends Last-Event-ID: the server goes on from there.
@@ -205,7 +300,8 @@ class Follower {
       this.schedule();
     });
     on('queue', (d) => this.setStatus('waiting: place ' + d.place + ' in the queue'));
-    on('start', () => this.setStatus('starting: building the network'));
+    on('start', () => this.setStatus(this.feedForward ? 'starting: loading the network'
+                                                      : 'starting: building the network'));
     on('network', this.onNetwork);
     on('log', (d) => this.lines.push(d.line));
     on('progress', this.onProgress);
@@ -231,11 +327,18 @@ class Follower {
 
   onNetwork(d) {
     const weights = $('job-weights');
-    weights.textContent = 'weights: ' + d.weights + '; ' + d.context;
-    weights.classList.toggle('warn', !d.pretrained);
+    weights.textContent = (this.feedForward ? 'network: ' : 'weights: ') + d.weights + '; ' +
+        d.context;
+    // null: a network's file does not say whether it was trained
+    weights.classList.toggle('warn', d.pretrained === false);
   }
 
   onProgress(p) {
+    if (this.feedForward) {
+      this.status = 'one pass: ' + p.width + '×' + p.height + ' in ' + p.seconds.toFixed(2) +
+          ' s';
+      return;
+    }
     if (p.stage !== this.stage) {
       this.offset = this.lastX + 1;
       this.stage = p.stage;
@@ -293,9 +396,12 @@ class Follower {
       const img = $('picture');
       img.src = this.base + '/picture?n=' + this.picture;
       img.hidden = false;
-      $('picture-caption').textContent = 'picture ' + this.picture + ', ' + this.size;
+      $('picture-caption').textContent = this.feedForward ? 'the picture, ' + this.size
+        : 'picture ' + this.picture + ', ' + this.size;
     }
-    drawCurves($('curves'), this.points, this.boundaries);
+    if (!this.feedForward) {
+      drawCurves($('curves'), this.points, this.boundaries);
+    }
   }
 
   async stop() {
@@ -408,7 +514,8 @@ async function follow(id) {
     $('job-status').textContent = answer.error || 'no such job';
     return;
   }
-  follower = new Follower(id);
+  const status = await response.json();
+  follower = new Follower(id, status.method);
   follower.start();
 }
 
