@@ -196,11 +196,20 @@ def test_adain_through_the_protocol_equals_the_network_and_encodes_a_style_once(
     encoder, decoder = adain_files
     fast = st.FastStylizer(ctx=CTX, decoder=decoder, encoder=encoder)
     content, style, other = picture(48, 40, 1), picture(40, 40, 2), picture(36, 44, 3)
-    got = fast.stylize(st.Inputs(content, style), st.FastSettings(alpha=0.5)).picture
+    got = fast.stylize(st.Inputs(content, style), st.FastSettings(alpha=0.5,
+                                                                  style_size=0)).picture
     net = adain.AdaIN(adain.load_encoder(encoder, CTX), adain.load_decoder(decoder, CTX), CTX)
     stats = net.encode_style(adain.to_input(style, CTX))
     expected = adain.to_picture(net.stylise(adain.to_input(content, CTX), [stats], alpha=0.5))
     np.testing.assert_array_equal(got, expected)
+    # by default the style is measured with its short side at 512, as the authors' code does
+    from mxnet import image as mximage, nd
+    big = mximage.imresize(nd.array(style, dtype='uint8'), 512, 512).asnumpy()
+    stats = net.encode_style(adain.to_input(big, CTX))
+    expected = adain.to_picture(net.stylise(adain.to_input(content, CTX), [stats], alpha=0.5))
+    got = fast.stylize(st.Inputs(content, style), st.FastSettings(alpha=0.5)).picture
+    np.testing.assert_array_equal(got, expected)
+    fast._styles.clear()
     # one style for several pictures: measured once, kept
     fast.stylize(st.Inputs(other, style))
     assert len(fast._styles) == 1

@@ -50,6 +50,9 @@ def build_parser(prog=PROG):
                         'normalised to sum 1')
     p.add_argument('--alpha', type=float, default=1.0, metavar='A',
                    help='adain: content/style trade-off in [0, 1] (default: 1, all style)')
+    p.add_argument('--style-size', type=int, default=512, metavar='N',
+                   help='adain: the style\'s short side when it is measured, as the authors\' '
+                        'code does; 0 keeps its size (default: %(default)s)')
     p.add_argument('--region', action='append', metavar='MASK:STYLE',
                    help='adain: where MASK is white, use STYLE (or none: the content\'s '
                         'features); repeatable')
@@ -140,7 +143,7 @@ def _stylize(args, prog):
         if not styles:
             raise StyleTransferError('--method adain needs a style: give --style')
         settings = st.FastSettings(size=args.size, preserve_colors=args.preserve_colors,
-                                   alpha=args.alpha)
+                                   alpha=args.alpha, style_size=args.style_size)
         blend = _blend(styles, args.style_mix)
     regions = [parse_region(r) for r in args.region or []]
     if args.refine < 0:

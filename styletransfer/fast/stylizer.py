@@ -75,6 +75,8 @@ class FastSettings:
                                     # picture's, before encoding) colour mean and covariance
                                     # matched to the content's
     alpha: float = 1.0          # AdaIN: content/style trade-off, alpha*adain + (1-alpha)*content
+    style_size: int = 512       # AdaIN: the style picture's short side when it is measured, as
+                                # the authors' code resizes it (0: as it is)
 
     def __post_init__(self):
         mix = self.style_mix
@@ -93,6 +95,11 @@ class FastSettings:
         if not 0 <= alpha <= 1:
             raise StyleTransferError('alpha must be in [0, 1], not %g' % alpha, 'alpha')
         object.__setattr__(self, 'alpha', alpha)
+        style_size = number(self.style_size, 'style_size', int)
+        if not 0 <= style_size <= MAX_SIDE:
+            raise StyleTransferError('style_size must be 0..%d, not %d' % (MAX_SIDE, style_size),
+                                     'style_size')
+        object.__setattr__(self, 'style_size', style_size)
 
     def output_size(self, width, height):
         """The picture's size for a content of width x height."""
@@ -108,6 +115,19 @@ class FastSettings:
         d['style_mix'] = [list(p) for p in self.style_mix]
         d['size'] = list(self.size) if self.size else None
         return d
+
+
+def _short_side(picture, side):
+    """`picture` resized (bilinear, as the content) so that its short side is `side` (0: as
+    it is)."""
+    height, width = picture.shape[:2]
+    if not side or min(height, width) == side:
+        return picture
+    from mxnet import nd
+    from ..images import resize
+    scale = side / min(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return resize(nd.array(picture, dtype='uint8'), *size).asnumpy()
 
 
 def _parse_size(size):
@@ -274,11 +294,12 @@ class FastStylizer:
         first matched to the content's)."""
         from ..inputs import digest
         from . import adain
-        key = digest(style) + (digest(content) if settings.preserve_colors == 'histogram'
-                               else '')
+        key = '%s:%d%s' % (digest(style), settings.style_size,
+                           digest(content) if settings.preserve_colors == 'histogram' else '')
         if key not in self._styles:
             if settings.preserve_colors == 'histogram':
                 style = np.round(colors.match_histogram(style, content)).astype(np.uint8)
+            style = _short_side(style, settings.style_size)
             if len(self._styles) >= STYLE_CACHE:
                 self._styles.pop(next(iter(self._styles)))
             self._styles[key] = self.adain.encode_style(adain.to_input(style, self.ctx))
