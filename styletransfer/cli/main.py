@@ -1,12 +1,5 @@
-"""The `styletransfer` command: one program, a subcommand per tool.
-
-    styletransfer train [CONTENT STYLE] [options]     the book's style transfer (scripts/train.py)
-    styletransfer stylize --model M CONTENT... -o OUT  a trained network's one pass
-    styletransfer video IN -o OUT.mp4 --style S        a video without flicker
-    styletransfer compare-logs OURS [REFERENCE]        judge a log against the book's
-    styletransfer convert-weights IN.pth OUT.params    torchvision's VGG-19 for --weights
-    styletransfer serve [--host H] [--port P]          the web page (needs the web extra)
-    styletransfer batch --content .. --style .. -o DIR  many pictures, here or on Dask workers
+"""The `styletransfer` command: one program, a subcommand per tool (COMMANDS below; each is a
+module of this package whose `main(argv, prog)` it calls). `styletransfer --help` lists them.
 """
 import importlib
 import os
@@ -15,7 +8,7 @@ import sys
 # subcommand -> (module under styletransfer.cli, one line of help)
 COMMANDS = {
     'train': ('train', 'the book\'s coarse-to-fine style transfer by optimisation'),
-    'stylize': ('stylize', 'style in one forward pass of a trained network'),
+    'stylize': ('stylize', 'style in one forward pass: a trained network, or AdaIN for any style'),
     'video': ('video', 'a video stylised without flicker, audio kept'),
     'compare-logs': ('compare', 'compare a run\'s loss log with the book\'s'),
     'convert-weights': ('convert', 'torchvision\'s VGG-19 .pth as a Gluon .params file'),
