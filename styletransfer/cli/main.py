@@ -3,6 +3,7 @@
     styletransfer train [CONTENT STYLE] [options]     the book's style transfer (scripts/train.py)
     styletransfer compare-logs OURS [REFERENCE]        judge a log against the book's
     styletransfer convert-weights IN.pth OUT.params    torchvision's VGG-19 for --weights
+    styletransfer train-net --style S --content-dir DIR -o NET.params   a feed-forward network
 """
 import importlib
 import os
@@ -13,6 +14,7 @@ COMMANDS = {
     'train': ('train', 'the book\'s coarse-to-fine style transfer by optimisation'),
     'compare-logs': ('compare', 'compare a run\'s loss log with the book\'s'),
     'convert-weights': ('convert', 'torchvision\'s VGG-19 .pth as a Gluon .params file'),
+    'train-net': ('train_net', 'train a feed-forward style network on a folder of pictures'),
 }
 
 

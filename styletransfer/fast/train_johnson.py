@@ -338,6 +338,10 @@ class JohnsonRecipe:
     def parameters(self):
         return self.net._collect_params_with_prefix()
 
+    def network_state(self):
+        """The norm tables joined (what zoo.save_net writes), convolutions as they are."""
+        return self.net.canonical_state()
+
     # -------------------------------------------------------------------------- training
 
     def conditions(self, rng, batch):

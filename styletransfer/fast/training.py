@@ -24,6 +24,7 @@ A recipe is an object with:
     build(ctx, settings, values=None) -> [(name, Parameter)], the trainable ones, in a fixed
                                 order; `values` ({name: numpy}) restores every parameter
     parameters() -> {name: Parameter}, everything a state keeps
+    network_state() -> {name: NDArray}, the network as its file holds it
     conditions(rng, batch) -> numpy array, what each sample of a batch is trained for (the
                                 style of a conditional network), drawn from `rng`
     losses(batch, conditions) -> NDArrays, one per term then the total (1-element each),
@@ -153,6 +154,17 @@ class TrainingState:
         return recipe_class(self.recipe).restore(self.recipe_meta, self.recipe_arrays)
 
 
+def network_digest(arrays):
+    """sha256 over {name: array}: the names in sorted order, each followed by its array's
+    float32 bytes (C order)."""
+    import hashlib
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        h.update(name.encode('utf-8'))
+        h.update(np.ascontiguousarray(arrays[name], dtype=np.float32).tobytes())
+    return h.hexdigest()
+
+
 def _kvstore(spec):
     """(KVStore or None, rank, workers)."""
     if spec is None:
@@ -204,10 +216,9 @@ class Training:
                        for name in recipe.folders}
         data = {name: images.digest() for name, images in self.images.items()}
         if resume is not None and resume.data != data:
+            changed = [folders[n] for n in data if resume.data.get(n) != data[n]]
             raise StyleTransferError('resume: the files in %s are not those the state was '
-                                     'trained on' % ', '.join(
-                                         folders[n] for n in data if resume.data.get(n) != data[n]),
-                                     'folders')
+                                     'trained on' % ', '.join(changed), 'folders')
         self.data_digests = data
         self.loader_workers = int(loader_workers)
         self.samples = [np.asarray(p, dtype=np.uint8) for p in samples]
@@ -322,6 +333,11 @@ class Training:
     def save(self, path, extra=None):
         """The trained network as a file (for the Johnson recipe: zoo.save_net's .params)."""
         return self.recipe.save(path, extra)
+
+    def digest(self):
+        """`network_digest` of the network as saved (recipe.network_state()): the workers of
+        a distributed training hold the same network exactly when their digests agree."""
+        return network_digest({k: v.asnumpy() for k, v in self.recipe.network_state().items()})
 
     def evaluate(self, pictures, condition):
         """The loss terms (dict, plus 'total') of HxWx3 uint8 `pictures` (each resized and
