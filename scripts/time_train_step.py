@@ -9,9 +9,10 @@ A step is what styletransfer.fast.training runs per iteration: the loss graph fo
 network, VGG on its output, VGG to the content layer on the input) and backward, and Adam's
 update. The crops are random pixels made once: the data loader is not timed (decoding 4
 pictures costs tens of milliseconds beside seconds of arithmetic). The peer's loss network is
-VGG-16 to relu4_3; ours defaults to VGG-19 to relu4_4 (two convolutions more); --vgg16-layers
-uses relu1_2, relu2_2, relu3_3, relu4_3 of VGG-19, the same depth as the peer's but for one
-convolution (conv3_4 is not needed, but VGG-19 has three before relu3_3... see the output).
+VGG-16 to relu4_3: 10 convolutions. Ours defaults to VGG-19 to relu4_4, the last ReLUs of the
+same blocks: 12 convolutions (conv3_4 and conv4_4 more); with --vgg16-layers (relu1_2,
+relu2_2, relu3_3, relu4_3 of VGG-19) 11, since relu4_3 comes after all four of block 3.
+Peak memory: the largest resident set of the process (ours) or of the peer's process.
 """
 import argparse
 import os
@@ -42,7 +43,7 @@ def ours(iters, size, batch, style_layers):
     sys.path.insert(0, ROOT)
     from mxnet import autograd, gluon
     from styletransfer.fast import train_johnson as tj
-    from styletransfer.fast.training import TrainingSettings, Training
+    from styletransfer.fast.training import TrainingSettings, imagenet_batch
     settings = TrainingSettings(iterations=1, batch_size=batch, image_size=size)
     rng = np.random.default_rng(0)
     recipe = tj.JohnsonRecipe([rng.integers(0, 256, (size, size, 3), dtype=np.uint8)],
@@ -52,7 +53,7 @@ def ours(iters, size, batch, style_layers):
     params = recipe.build(ctx, settings)
     trainer = gluon.Trainer([p for _, p in params], 'adam', {'learning_rate': 1e-3})
     pictures = rng.integers(0, 256, (batch, size, size, 3), dtype=np.uint8)
-    batch_nd = Training._to_input(type('T', (), {'ctx': ctx})(), {'content': pictures})
+    batch_nd = {'content': imagenet_batch(pictures, ctx)}
     times = []
     for k in range(iters + 1):
         start = time.perf_counter()
@@ -66,6 +67,14 @@ def ours(iters, size, batch, style_layers):
         if k:
             times.append(time.perf_counter() - start)
     return sorted(times)[len(times) // 2]
+
+
+# The peer runs inside this, in its own interpreter, so that it reports its own peak memory.
+PEAK_WRAPPER = '''import resource, runpy, sys
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name='__main__')
+print('peak %.0f MB' % (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+'''
 
 
 def run(command, env):
@@ -88,7 +97,10 @@ def main(argv=None):
     layers = ('relu1_2', 'relu2_2', 'relu3_3', 'relu4_3') if a.vgg16_layers else \
         ('relu1_2', 'relu2_2', 'relu3_4', 'relu4_4')
     if a.worker:
-        print('seconds %.4f' % ours(a.iters, 256, 4, layers))
+        import resource
+        seconds = ours(a.iters, 256, 4, layers)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print('seconds %.4f peak %.0f MB' % (seconds, peak))
         return 0
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
     print('%s, %d threads, load average %s' % (cpu_name(), a.threads,
@@ -96,15 +108,17 @@ def main(argv=None):
     mine = [sys.executable, os.path.abspath(__file__), '--worker', '--iters', str(a.iters)] + (
         ['--vgg16-layers'] if a.vgg16_layers else [])
     for r in range(1, a.rounds + 1):
-        s = float(re.search(r'seconds ([\d.]+)', run(mine, env)).group(1))
-        print('round %d: ours  %.2f s/step, %.3f images/s (style layers %s)'
-              % (r, s, 4 / s, ','.join(layers)), flush=True)
+        found = re.search(r'seconds ([\d.]+) peak (\d+)', run(mine, env))
+        s, peak = float(found.group(1)), float(found.group(2))
+        print('round %d: ours  %.2f s/step, %.3f images/s, peak %.0f MB (style layers %s)'
+              % (r, s, 4 / s, peak, ','.join(layers)), flush=True)
         if a.peer:
-            out = run([a.peer, PEER, '--model', 'train', '--iters', str(a.iters),
-                       '--threads', str(a.threads)], env)
+            out = run([a.peer, '-c', PEAK_WRAPPER, PEER, '--model', 'train', '--iters',
+                       str(a.iters), '--threads', str(a.threads)], env)
             s = float(re.search(r'\(median of \d+\) ([\d.]+)', out).group(1))
-            print('round %d: peer  %.2f s/step, %.3f images/s (VGG-16 relu1_2..relu4_3)'
-                  % (r, s, 4 / s), flush=True)
+            peak = float(re.search(r'peak (\d+) MB', out).group(1))
+            print('round %d: peer  %.2f s/step, %.3f images/s, peak %.0f MB (VGG-16 relu1_2..'
+                  'relu4_3)' % (r, s, 4 / s, peak), flush=True)
     print('load average after: %s' % ' '.join('%.2f' % v for v in os.getloadavg()))
     return 0
 

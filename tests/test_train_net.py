@@ -218,6 +218,45 @@ def _evaluate_with_row(training, held, slot, row):
     return float(values[1].asscalar())
 
 
+@pytest.mark.parametrize('style_loss', ['gram', 'mean-std', 'mmd-gauss'])
+def test_the_loss_graph_gives_each_sample_its_own_styles_loss(pictures, style_loss):
+    """The hybridised graph's terms against the same losses computed eagerly, sample by
+    sample, from the extractor and the style pictures' own targets: checks the gathering of
+    per-sample targets (and the Gaussian MMD's shared projection) and the weights."""
+    from mxnet import nd
+    from styletransfer.losses import STYLE_LOSSES, tv_loss
+    from styletransfer.images import Normalizer
+    loss = tj.JohnsonLoss(content_weight=2.0, style_weight=3e5, tv_weight=0.5,
+                          style_loss=style_loss, style_size=0)
+    network = tj.johnson_network('random', content_layers=CONTENT_LAYERS,
+                                 style_layers=STYLE_LAYERS)
+    styles = [style_a(), style_b()]
+    r = tj.JohnsonRecipe(styles, network, loss)
+    training = Training(r, {'content': pictures['folder']}, settings(1))
+    crops = np.stack([imagefolder.centre_crop(p, SIZE) for p in pictures['held']])
+    x = training._to_input({'content': crops})['content']
+    slots = [0, 1, 1, 0]
+    content, style, tv, total = (float(v.asscalar()) for v in r.losses({'content': x}, slots))
+
+    fn = STYLE_LOSSES[style_loss]
+    normalizer = Normalizer(training.ctx)
+    targets = [r.extractor.split(r.extractor(normalizer.preprocess(s, 64, 64)))[1]
+               for s in styles]
+    y = r.net(x, nd.array(np.eye(2)[slots]))
+    fy_content, fy_style = r.extractor.split(r.extractor(y))
+    fx_content, _ = r.extractor.split(r.extractor(x))
+    want_style = 0.0
+    for k, slot in enumerate(slots):
+        for f, t in zip(fy_style, targets[slot]):
+            want_style += float(fn.loss(f[k:k + 1], fn.target(t)).asscalar()) / len(slots)
+    want_content = sum(float(((a - b) ** 2).mean().asscalar())
+                       for a, b in zip(fy_content, fx_content))
+    assert style == pytest.approx(3e5 * want_style, rel=1e-4)
+    assert content == pytest.approx(2.0 * want_content, rel=1e-4)
+    assert tv == pytest.approx(0.5 * float(tv_loss(y).asscalar()), rel=1e-4)
+    assert total == pytest.approx(content + style + tv, rel=1e-5)
+
+
 # -------------------------------------------------------------------------- resuming
 
 def test_stop_and_resume_give_the_same_parameters_as_uninterrupted(pictures, tmp_path):

@@ -143,6 +143,8 @@ def _train(args, prog, distributed):
     ctx, remark = device.resolve_ctx(args.ctx or 'cpu')
     training = _training(opts, state, ctx, distributed)
     writes = training.rank == 0
+    if not writes:
+        training.samples = []         # worker 0 shows them
     if distributed and writes:
         netjob.check(outputs, outputs['net'][:-len('.params')], args, extra)
     lines = list(extra.get('log_lines', []))

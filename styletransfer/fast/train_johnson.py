@@ -233,7 +233,6 @@ class JohnsonRecipe:
     # ----------------------------------------------------------------------------- build
 
     def build(self, ctx, settings, values=None):
-        import mxnet as mx
         from mxnet import nd
         if settings.image_size < self.network.min_side:
             raise StyleTransferError('image_size %d is smaller than the %d pixels the deepest '
@@ -242,7 +241,7 @@ class JohnsonRecipe:
         self.ctx = ctx
         weights = self.network.load_weights()
         self.weights_description = weights.description
-        extractor = self.network.build(ctx, weights)
+        self.extractor = extractor = self.network.build(ctx, weights)
         self.kinds, self.targets = self._style_targets(extractor, ctx)
         self.net = self._build_net(ctx, settings, values)
         n_base = self.net.n_styles - self.n_new
@@ -259,7 +258,6 @@ class JohnsonRecipe:
         self.graph = graph
         self.affine = [] if self.net.convention == 'imagenet' else [
             nd.array(a, ctx=ctx) for a in _affine(self.net.convention)]
-        self._mx = mx
         return [(name, p) for name, p in self.parameters().items() if p.grad_req != 'null']
 
     def _build_net(self, ctx, settings, values):
@@ -287,14 +285,10 @@ class JohnsonRecipe:
             if missing:
                 raise StyleTransferError('resume: the state\'s network differs (%s)'
                                          % sorted(missing)[0], 'resume')
+            from mxnet import nd
             for name, param in params.items():
-                param.set_data(self._mx_array(values[name], ctx))
+                param.set_data(nd.array(values[name], ctx=ctx, dtype='float32'))
         return net
-
-    @staticmethod
-    def _mx_array(value, ctx):
-        from mxnet import nd
-        return nd.array(value, ctx=ctx, dtype='float32')
 
     def _style_targets(self, extractor, ctx):
         """Per style layer, the kinds of its target parts ('sample': one row per style,

@@ -165,6 +165,16 @@ def network_digest(arrays):
     return h.hexdigest()
 
 
+def imagenet_batch(pictures, ctx):
+    """N x S x S x 3 uint8 (numpy) -> N x 3 x S x S ImageNet-normalised NDArray on `ctx`."""
+    from mxnet import nd
+    from ..images import RGB_MEAN, RGB_STD
+    mean = nd.array(RGB_MEAN, ctx=ctx).reshape((1, 3, 1, 1))
+    std = nd.array(RGB_STD, ctx=ctx).reshape((1, 3, 1, 1))
+    x = nd.array(pictures, ctx=ctx, dtype='uint8').astype('float32') / 255
+    return nd.broadcast_div(nd.broadcast_sub(x.transpose((0, 3, 1, 2)), mean), std)
+
+
 def _kvstore(spec):
     """(KVStore or None, rank, workers)."""
     if spec is None:
@@ -191,7 +201,9 @@ class Training:
     settings.sample_every iterations; exclude: paths left out of the folders (held-out
     pictures); loader_workers: threads decoding pictures ahead of use (0: in this thread);
     kvstore: None or 'dist_sync' (or an mx KVStore); resume: a TrainingState (then `recipe` may
-    be None and `settings` may only differ in RESUMABLE_CHANGES)."""
+    be None and `settings` may only differ in RESUMABLE_CHANGES). A resumed training repeats
+    the uninterrupted one exactly on the same device, threads and number of workers (other
+    thread counts can change float rounding, other worker counts the shards)."""
 
     def __init__(self, recipe, folders, settings=None, ctx='cpu', samples=(), exclude=(),
                  loader_workers=0, kvstore=None, resume=None):
@@ -341,15 +353,17 @@ class Training:
 
     def evaluate(self, pictures, condition):
         """The loss terms (dict, plus 'total') of HxWx3 uint8 `pictures` (each resized and
-        centre-cropped to image_size) under one `condition` (for Johnson: a style index),
-        averaged over the pictures, without training (in chunks of batch_size)."""
+        centre-cropped to image_size, given as the recipe's first folder) under one
+        `condition` (for Johnson: a style index), averaged over the pictures, without
+        training (in chunks of batch_size)."""
         size, batch = self.settings.image_size, self.settings.batch_size
         crops = np.stack([imagefolder.centre_crop(np.asarray(p, np.uint8), size)
                           for p in pictures])
         sums = 0
         for start in range(0, len(crops), batch):
             chunk = crops[start:start + batch]
-            values = self.recipe.evaluate(self._to_input({'content': chunk}), condition)
+            values = self.recipe.evaluate(self._to_input({self.recipe.folders[0]: chunk}),
+                                          condition)
             # the terms are means over the chunk: weight each chunk by its pictures
             sums = sums + np.array([float(v.asscalar()) for v in values]) * len(chunk)
         count = len(crops)
@@ -358,16 +372,7 @@ class Training:
     # ------------------------------------------------------------------------- the loop
 
     def _to_input(self, pictures):
-        """{name: N x S x S x 3 uint8} -> {name: N x 3 x S x S ImageNet-normalised NDArray}."""
-        from mxnet import nd
-        from ..images import RGB_MEAN, RGB_STD
-        mean = nd.array(RGB_MEAN, ctx=self.ctx).reshape((1, 3, 1, 1))
-        std = nd.array(RGB_STD, ctx=self.ctx).reshape((1, 3, 1, 1))
-        out = {}
-        for name, batch in pictures.items():
-            x = nd.array(batch, ctx=self.ctx, dtype='uint8').astype('float32') / 255
-            out[name] = nd.broadcast_div(nd.broadcast_sub(x.transpose((0, 3, 1, 2)), mean), std)
-        return out
+        return {name: imagenet_batch(batch, self.ctx) for name, batch in pictures.items()}
 
     def _streams(self, start):
         s = self.settings
