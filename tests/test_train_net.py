@@ -270,9 +270,13 @@ def test_stop_and_resume_give_the_same_parameters_as_uninterrupted(pictures, tmp
         if event.iteration == 2:
             first.stop()
     assert first.stopped and first.iteration == 3
+    import pickle
+    taken = first.state()
+    copy = pickle.loads(pickle.dumps(taken))            # plain numbers and numpy arrays
+    assert copy.iteration == 3 and copy.params.keys() == taken.params.keys()
     path = tmp_path / 'state.ckpt'
-    checkpoint.save(path, first.state())
-    state, _ = checkpoint.load(path)
+    checkpoint.save(path, taken)
+    state, _ = checkpoint.load(path)                    # a zip of JSON and an npz, no pickle
     assert isinstance(state, TrainingState) and state.iteration == 3
     second = Training(None, folders, resume=state)
     rest = [e.total for e in second]
