@@ -116,7 +116,7 @@ def test_folder_listing_order_and_crops(pictures):
 
 # ---------------------------------------------------------------------- training works
 
-HELD_OUT_FACTOR = 5     # measured: 11.7x after 150 steps (6.3x after 50, 8.6x after 100)
+HELD_OUT_FACTOR = 5     # measured: 11.2x after 150 steps (6.1x after 50, 8.5x after 100)
 
 
 def test_training_lowers_the_style_loss_of_held_out_pictures(pictures, tmp_path):
@@ -163,12 +163,12 @@ def test_conditional_network_gives_two_styles_and_a_mix_between(pictures, condit
     for content in held:
         a, b = stylise(conditional, content, 0), stylise(conditional, content, 1)
         mix = stylise(conditional, content, {0: 0.5, 1: 0.5})
-        assert np.abs(a - b).mean() > 10            # two different pictures (measured 16-21)
+        assert np.abs(a - b).mean() > 10            # two different pictures (measured 20-22)
         ga, gb, gm = (np_gram(p) for p in (a, b, mix))
         direction = (gb - ga).ravel()
         t = np.dot((gm - ga).ravel(), direction) / np.dot(direction, direction)
         off = np.linalg.norm((gm - ga).ravel() - t * direction)
-        assert 0.15 < t < 0.85, t                   # between the two (measured 0.35-0.59)
+        assert 0.15 < t < 0.85, t                   # between the two (measured 0.46-0.57)
         assert off < 0.2 * np.linalg.norm(direction), off       # and near the line (< 0.04)
         # every colour channel in which the two pictures differ: the mix's mean between
         means = np.array([[p[..., c].mean() for c in range(3)] for p in (a, mix, b)])
@@ -214,7 +214,8 @@ def _evaluate_with_row(training, held, slot, row):
     batch = training._to_input({'content': crops})
     slots = nd.array([slot] * len(crops))
     rows = nd.array([row] * len(crops))
-    values = recipe.graph(batch['content'], rows, slots, *recipe.affine, *recipe.targets)
+    recipe.evaluate(batch, 0)           # builds the evaluation graph
+    values = recipe._evaluation(batch['content'], rows, slots, *recipe.affine, *recipe.targets)
     return float(values[1].asscalar())
 
 
@@ -236,7 +237,10 @@ def test_the_loss_graph_gives_each_sample_its_own_styles_loss(pictures, style_lo
     crops = np.stack([imagefolder.centre_crop(p, SIZE) for p in pictures['held']])
     x = training._to_input({'content': crops})['content']
     slots = [0, 1, 1, 0]
-    content, style, tv, total = (float(v.asscalar()) for v in r.losses({'content': x}, slots))
+    from mxnet import autograd
+    with autograd.train_mode():          # the training graph's norms are BatchNorm's kernel
+        values = r.losses({'content': x}, slots)
+    content, style, tv, total = (float(v.asscalar()) for v in values)
 
     fn = STYLE_LOSSES[style_loss]
     normalizer = Normalizer(training.ctx)

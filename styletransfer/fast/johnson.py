@@ -140,10 +140,17 @@ class CondInstanceNorm(gluon.HybridBlock):
         return [nd.concat(*[getattr(self, group[i]).data() for group in self.groups], dim=0)
                 for i in (0, 1)]
 
+    # Set only while a training graph traces this norm (fast/train_johnson.py): (mean, var)
+    # variables of N*C entries for BatchNorm's running statistics, which it then never reads.
+    batch_norm_stats = None
+
     def hybrid_forward(self, F, x, style_weights, **params):
         scales, shifts = ([params[group[i]] for group in self.groups] for i in (0, 1))
         scale = scales[0] if len(scales) == 1 else F.concat(*scales, dim=0)
         shift = shifts[0] if len(shifts) == 1 else F.concat(*shifts, dim=0)
+        if self.batch_norm_stats is not None:
+            return _instance_norm_training(x, F.dot(style_weights, scale),
+                                           F.dot(style_weights, shift), self.batch_norm_stats, F)
         rows = _instance_norm_rows(x, F)
         # The per-sample scale and shift are broadcast to the N x C x (H*W) view first and then
         # applied elementwise: the same numbers as broadcast_mul / broadcast_add, whose backward
@@ -152,6 +159,17 @@ class CondInstanceNorm(gluon.HybridBlock):
         scale, shift = [F.broadcast_like(F.reshape(F.dot(style_weights, table), shape=(0, 0, 1)),
                                          rows) for table in (scale, shift)]
         return F.reshape_like(rows * scale + shift, x)
+
+
+def _instance_norm_training(x, scale, shift, stats, F):
+    """The same instance norm, scale and shift as oneDNN's BatchNorm in training mode over the
+    1 x (N*C) x H x W view: batch statistics of that view are each sample's and channel's, and
+    gamma and beta of N*C entries are the per-sample rows. Training mode only (in inference
+    BatchNorm would use the running statistics)."""
+    flat = F.reshape(x, shape=(1, -1, 0, 0))
+    y = F.BatchNorm(flat, F.reshape(scale, shape=(-1,)), F.reshape(shift, shape=(-1,)),
+                    stats[0], stats[1], eps=IN_EPS, fix_gamma=False, use_global_stats=False)
+    return F.reshape_like(y, x)
 
 
 def _instance_norm_rows(x, F):
