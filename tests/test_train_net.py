@@ -517,3 +517,45 @@ def test_two_workers_on_the_distributed_store_end_identical(pictures, tmp_path):
     steps = [line for line in done.stdout.splitlines() if line.startswith('iteration')]
     assert len(steps) == 3
     assert time.monotonic() - started < 600
+
+
+def test_pixel_mapping_of_a_network_in_another_convention():
+    """VGG's input x = (p/255 - mean)/std; an 'rgb255' network takes and gives p itself."""
+    in_scale, in_shift, out_scale, out_shift = (a.reshape(3) for a in tj._affine('rgb255'))
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    p = np.array([0.0, 128.0, 255.0])
+    x = (p / 255 - mean) / std
+    np.testing.assert_allclose(in_scale * x + in_shift, p, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(out_scale * p + out_shift, x, rtol=1e-5, atol=1e-6)
+    assert [a.ravel().tolist() for a in tj._affine('imagenet')] == [[1.0] * 3, [0.0] * 3,
+                                                                    [1.0] * 3, [0.0] * 3]
+
+
+def test_styles_added_to_an_rgb255_network_keep_its_rows_and_convention(pictures):
+    from mxnet import autograd, nd
+    block = johnson.TransformerNet(1, 'rgb255')
+    block.initialize_weights(seed=4)
+    old = {k: v.asnumpy() for k, v in block.canonical_state().items()}
+    base = zoo.LoadedNet(block, 'johnson', 1, ['candy'], 'rgb255', '', 'candy.pth')
+    training = Training(recipe([pictures['styles']['B']], base=base),
+                        {'content': pictures['folder']}, settings(2))
+    events = list(training)
+    assert all(np.isfinite(e.total) for e in events)
+    assert training.recipe.all_style_names() == ['candy', 'B']
+    new = {k: v.asnumpy() for k, v in training.recipe.network_state().items()}
+    for name, value in old.items():
+        np.testing.assert_array_equal(new[name][:1] if value.ndim == 2 else new[name], value)
+    assert training.recipe.net.convention == 'rgb255'
+    # the graph maps VGG's input to 0..255 and back: its content term is the eager one's
+    crops = np.stack([imagefolder.centre_crop(p, SIZE) for p in pictures['held']])
+    x = training._to_input({'content': crops})['content']
+    r = training.recipe
+    with autograd.train_mode():
+        content = float(r.losses({'content': x}, [0] * 4)[0].asscalar())
+    from styletransfer.fast import conventions
+    pixels = nd.array(crops.transpose(0, 3, 1, 2).astype(np.float32))
+    y = r.net(pixels, nd.array([[0.0, 1.0]] * 4))            # 0..255 in, 0..255 out
+    fy, _ = r.extractor.split(r.extractor(conventions.to_input(y, 'imagenet')))
+    fx, _ = r.extractor.split(r.extractor(x))
+    want = float(((fy[0] - fx[0]) ** 2).mean().asscalar()) * LOSS.content_weight
+    assert content == pytest.approx(want, rel=1e-3)
