@@ -13,8 +13,10 @@ ARGS are the same everywhere (without --workers/--servers). Every worker reads f
 of --content-dir, and ranks are handed out as workers connect, so each worker's machine needs
 the whole folder at that path; the style pictures too. Worker 0 writes the outputs (network,
 log, curve, samples, checkpoints) on its machine; --resume needs the checkpoint at the same
-path on every worker's machine. A machine with several addresses picks one with
-DMLC_INTERFACE=eth0 (ps-lite's variable); PS_VERBOSE=1 shows the connections.
+path on every worker's machine. Worker 0 checks its outputs only once it knows its rank: if
+it refuses them, stop the other processes by hand (the launcher does that itself). A machine
+with several addresses picks one with DMLC_INTERFACE=eth0 (ps-lite's variable); PS_VERBOSE=1
+shows the connections.
 """
 import os
 import signal
