@@ -9,6 +9,12 @@
     for event in run:                   # st.Progress, st.StageDone
         ...
 
+    training = st.Training(st.JohnsonRecipe(['mosaic.jpg']), {'content': 'coco/'},
+                           st.TrainingSettings())    # a feed-forward network for one style
+    for event in training:              # st.Progress, st.Samples
+        ...
+    training.save('mosaic.params')
+
 Importing the package loads no MXNet: names are looked up when first used, so a front-end can
 set MXNet's threads (`styletransfer.device.set_threads`) before MXNet starts.
 """
@@ -19,7 +25,10 @@ _PUBLIC = {
     'RunState': 'gatys.state', 'FastStylizer': 'fast.stylizer', 'FastSettings': 'fast.stylizer',
     'Settings': 'settings', 'Stage': 'settings', 'BOOK_STAGES': 'settings',
     'Network': 'vgg.network', 'Inputs': 'inputs',
-    'Progress': 'events', 'StageDone': 'events', 'Result': 'events',
+    'Progress': 'events', 'StageDone': 'events', 'Result': 'events', 'Samples': 'events',
+    'Training': 'fast.training', 'TrainingSettings': 'fast.training',
+    'TrainingState': 'fast.training', 'JohnsonRecipe': 'fast.train_johnson',
+    'JohnsonLoss': 'fast.train_johnson', 'johnson_network': 'fast.train_johnson',
     'StyleTransferError': 'errors', 'Diverged': 'errors',
 }
 

@@ -18,7 +18,8 @@ from .files import atomic_path
 
 FORMAT = 'styletransfer-checkpoint-2'
 # kind -> 'module:Class' of the state, whose `from_parts(meta, arrays)` rebuilds it.
-KINDS = {'gatys': 'styletransfer.gatys.state:RunState'}
+KINDS = {'gatys': 'styletransfer.gatys.state:RunState',
+         'train-net': 'styletransfer.fast.training:TrainingState'}
 
 
 def save(path, state, extra=None):

@@ -4,7 +4,8 @@ a web page or a Dask worker can carry them.
 
 - `Progress` after every iteration;
 - `StageDone` after every stage, with the stage's picture (colours restored);
-- `Result` at the end: the picture the command line saves, and everything that led to it.
+- `Result` at the end: the picture the command line saves, and everything that led to it;
+- `Samples` from a network's training (fast.training): pictures the network makes so far.
 """
 import base64
 import dataclasses
@@ -64,7 +65,14 @@ class Result:
     weights: str = ''                   # which weights measured it (pretrained or not)
 
 
-EVENT_TYPES = {cls.__name__: cls for cls in (Progress, StageDone, Result)}
+@dataclass(frozen=True, eq=False)
+class Samples:
+    iteration: int          # 0-based iteration after which the pictures were made
+    labels: list            # one short text per picture ('rainier / style 1')
+    pictures: list          # HxWx3 uint8 each
+
+
+EVENT_TYPES = {cls.__name__: cls for cls in (Progress, StageDone, Result, Samples)}
 
 
 def encode_picture(picture):
@@ -107,7 +115,7 @@ def from_json(d):
         value = d.get(f.name)
         if isinstance(value, str) and value.startswith('data:image/png;base64,'):
             d[f.name] = decode_picture(value)
-        elif f.name == 'stage_pictures':
+        elif f.name in ('stage_pictures', 'pictures'):
             d[f.name] = [decode_picture(v) for v in value]
         elif f.name == 'history':
             d[f.name] = [from_json(v) for v in value]

@@ -156,9 +156,16 @@ def _rows(x, F):
 
 
 def _batch_gram(x, shape, F):
-    """Per sample, X X^T / positions: N x C x C, the second moments of the features."""
+    """Per sample, X X^T / positions: N x C x C, the second moments of the features.
+
+    As in `_self_product`, the gradient flows through one side only and is doubled: exact
+    for the symmetric upstream gradients every loss here gives (gram_loss, mmd_poly_loss), and
+    one batch_dot fewer per backward. Training a TransformerNet at 256x256, batch 4, with the
+    four default style layers: a step took 11.98-16.78 s instead of 16.66-22.89 s (pairs
+    measured alternately, 2 threads, busy machine); the value is unchanged (2p - p == p)."""
     rows = _rows(x, F)
-    return F.batch_dot(rows, rows, transpose_b=True) / shape[1]
+    product = F.batch_dot(rows, F.BlockGrad(rows), transpose_b=True)
+    return (2 * product - F.BlockGrad(product)) / shape[1]
 
 
 def _channel_means(x, F):

@@ -12,6 +12,7 @@ COMMANDS = {
     'video': ('video', 'a video stylised without flicker, audio kept'),
     'compare-logs': ('compare', 'compare a run\'s loss log with the book\'s'),
     'convert-weights': ('convert', 'torchvision\'s VGG-19 .pth as a Gluon .params file'),
+    'train-net': ('train_net', 'train a feed-forward style network on a folder of pictures'),
     'serve': ('serve', 'a local web page: two pictures in, watch the run, take the picture'),
     'batch': ('batch', 'every content picture against every style, here or on Dask workers'),
 }
