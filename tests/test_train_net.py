@@ -516,7 +516,7 @@ def test_two_workers_on_the_distributed_store_end_identical(pictures, tmp_path):
     assert process.returncode == 0, stderr[-3000:]
     by = worker_digests(stdout)
     assert set(by) == {(0, 'start'), (1, 'start'), (0, 'end'), (1, 'end')}, stdout
-    assert by[0, 'end'] == by[1, 'end'] and by[0, 'end'][0] == 3
+    assert by[0, 'end'] == by[1, 'end'] and by[0, 'end'][0] == 3, stdout
     assert by[0, 'start'][1] != by[0, 'end'][1]
     saved = nd.load(str(tmp_path / 'net.params'))
     saved.pop(zoo.META_KEY)

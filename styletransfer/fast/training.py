@@ -268,6 +268,16 @@ class Training:
             # The store only sums gradients; each worker updates its own copy the same way.
             trainer = gluon.Trainer(params, 'adam', options, kvstore=self.kv,
                                     update_on_kvstore=False)
+            # Gluon would put the parameters into the store (rank 0's) and pull them back at
+            # the first step, as engine operations that nothing orders before the gradients
+            # it pushes to the same keys: a worker could pull a key after both workers' first
+            # gradients had replaced the parameter there, and train on from a gradient sum
+            # (seen: the last layer's bias, the last key, now and then). Done and waited for
+            # here, before any gradient exists.
+            from mxnet import nd
+            trainer._init_kvstore()
+            trainer._init_params()
+            nd.waitall()
         if resume is not None:
             self._restore_adam(trainer, resume.optimizer)
         return trainer
@@ -282,7 +292,8 @@ class Training:
     def _restore_adam(self, trainer, saved):
         # Gluon's save_states pickles MXNet objects; the moments and counts are all Adam keeps.
         from mxnet import nd
-        trainer._init_kvstore()
+        if not trainer._kv_initialized:
+            trainer._init_kvstore()
         updater = trainer._updaters[0]
         counts = self._counts(trainer)
         for index, (name, _) in enumerate(self.trainable):
