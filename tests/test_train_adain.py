@@ -85,6 +85,19 @@ def params_of(training):
     return {name: p.data().asnumpy() for name, p in training.recipe.parameters().items()}
 
 
+def file_digest(path):
+    """sha256 over a saved decoder's arrays (its record left out): names sorted, each followed
+    by its float32 bytes, as network_digest is defined."""
+    from mxnet import nd
+    saved = nd.load(path)
+    saved.pop(adain.META_KEY)
+    h = hashlib.sha256()
+    for name in sorted(saved):
+        h.update(name.encode('utf-8'))
+        h.update(np.ascontiguousarray(saved[name].asnumpy(), dtype=np.float32).tobytes())
+    return h.hexdigest()
+
+
 def one_line(error):
     message = str(error.value)
     assert '\n' not in message
@@ -230,17 +243,11 @@ def test_the_saved_decoder_loads_and_stylises_as_trained(trained, data, tmp_path
     training.save(path, {'iterations': STEPS})
     decoder = adain.load_decoder(path)
     assert decoder.encoder_kind == 'vgg19'
-    saved = nd.load(path)
-    meta = saved.pop(adain.META_KEY)
     import json
-    record = json.loads(meta.asnumpy().astype(np.uint8).tobytes())
+    record = json.loads(nd.load(path)[adain.META_KEY].asnumpy().astype(np.uint8).tobytes())
     assert record['training']['iterations'] == STEPS
     assert record['training']['encoder'].startswith('random (seed 0)')
-    h = hashlib.sha256()
-    for name in sorted(saved):
-        h.update(name.encode('utf-8'))
-        h.update(np.ascontiguousarray(saved[name].asnumpy(), dtype=np.float32).tobytes())
-    assert h.hexdigest() == training.digest()
+    assert file_digest(path) == training.digest()
 
     content = imagefolder.centre_crop(data['held']['content'][0], SIZE)
     style = data['held']['style'][0][:SIZE, :SIZE]
@@ -472,3 +479,29 @@ def test_cli_refusals_are_one_line(data, tmp_path, capsys, change, message):
     assert err.count('\n') == 1 and message in err, err
     if message == 'no image files':
         assert folders['empty'] in err
+
+
+def test_two_workers_train_one_decoder(data, tmp_path):
+    """The launcher's scheduler, server and two workers on loopback, each reading its half of
+    both folders: both end with the same decoder (digests), which moved, and worker 0's file
+    holds exactly it."""
+    import subprocess
+    import sys
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    command = [sys.executable, '-m', 'styletransfer', 'train-net', '--workers', '2',
+               '--servers', '1', '--content-dir', data['folders']['content'], '--style-dir',
+               data['folders']['style'], '-o', str(tmp_path / 'decoder.params'),
+               '--iterations', '3', '--samples', '0', '--log-every', '1'] + CLI[:-2]
+    process = subprocess.run(command, env=dict(os.environ, PYTHONPATH=repo),
+                             capture_output=True, text=True, timeout=600)
+    assert process.returncode == 0, process.stderr[-3000:]
+    found = re.findall(r'worker (\d)/2: (start|end) at iteration (\d+), parameters sha256 (\w+)',
+                       process.stdout)
+    by = {(int(w), what): (int(i), h) for w, what, i, h in found}
+    assert set(by) == {(0, 'start'), (1, 'start'), (0, 'end'), (1, 'end')}, process.stdout
+    assert by[0, 'start'] == by[1, 'start']                  # the same initialisation
+    assert by[0, 'end'] == by[1, 'end'] and by[0, 'end'][0] == 3
+    assert by[0, 'start'][1] != by[0, 'end'][1]
+    assert file_digest(str(tmp_path / 'decoder.params')) == by[0, 'end'][1]
+    log = (tmp_path / 'decoder.log').read_text()
+    assert 'batch 4 x 2 worker(s)' in log

@@ -3,10 +3,10 @@ make one conditional network) on a folder of pictures, or an AdaIN decoder for a
 (--method adain) on a folder of content pictures and one of style pictures.
 
 The training is the library's (fast.training with fast.train_johnson or fast.train_adain;
-cli/netjob.py maps each method's options onto them); this module runs it and keeps, beside -o MODEL.params, MODEL.log, MODEL-losses.png, MODEL-samples-ITER.jpg
-and MODEL.ckpt (every --checkpoint-every steps, on Ctrl-C/SIGTERM and at the end). --workers
-starts local workers (cli/launch.py, whose docstring also gives the commands for several
-machines).
+cli/netjob.py maps each method's options onto them); this module runs it and keeps, beside
+-o MODEL.params, MODEL.log, MODEL-losses.png, MODEL-samples-ITER.jpg and MODEL.ckpt (every
+--checkpoint-every steps, on Ctrl-C/SIGTERM and at the end). --workers starts local workers
+(cli/launch.py, whose docstring also gives the commands for several machines).
 """
 import argparse
 import os

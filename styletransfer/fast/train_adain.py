@@ -158,7 +158,6 @@ class AdaINRecipe:
         self.loss = loss if loss is not None else AdaINLoss()
         if not isinstance(self.loss, AdaINLoss):
             raise StyleTransferError('loss must be an AdaINLoss', 'loss')
-        self.given_style = sample_style is not None
         if sample_style is None:
             from ..data import bundled
             sample_style = bundled(SAMPLE_STYLE)
