@@ -107,7 +107,10 @@ def one_line(error):
 # ------------------------------------------------------------------------ the recipe
 
 def test_adain_is_a_recipe_of_the_one_loop_with_the_authors_defaults():
+    import styletransfer as st
     assert recipe_class('adain') is ta.AdaINRecipe and 'johnson' in RECIPES
+    assert (st.AdaINRecipe, st.AdaINLoss, st.adain_settings) == \
+        (ta.AdaINRecipe, ta.AdaINLoss, ta.adain_settings)
     s = ta.adain_settings()
     assert (s.iterations, s.batch_size, s.image_size, s.load_size, s.lr, s.lr_decay) == \
         (160000, 8, 256, 512, 1e-4, 5e-5)
