@@ -14,6 +14,8 @@
     for event in training:              # st.Progress, st.Samples
         ...
     training.save('mosaic.params')
+    decoder = st.Training(st.AdaINRecipe('zoo'), {'content': 'coco/', 'style': 'wikiart/'},
+                          st.adain_settings())       # an AdaIN decoder for any style
 
 Importing the package loads no MXNet: names are looked up when first used, so a front-end can
 set MXNet's threads (`styletransfer.device.set_threads`) before MXNet starts.
@@ -29,6 +31,8 @@ _PUBLIC = {
     'Training': 'fast.training', 'TrainingSettings': 'fast.training',
     'TrainingState': 'fast.training', 'JohnsonRecipe': 'fast.train_johnson',
     'JohnsonLoss': 'fast.train_johnson', 'johnson_network': 'fast.train_johnson',
+    'AdaINRecipe': 'fast.train_adain', 'AdaINLoss': 'fast.train_adain',
+    'adain_settings': 'fast.train_adain',
     'StyleTransferError': 'errors', 'Diverged': 'errors',
 }
 

@@ -172,11 +172,21 @@ def _channel_means(x, F):
     return F.mean(x, axis=(2, 3))                                   # N x C
 
 
-def _channel_means_stds(x, F):
+def channel_mean_std(x, F=nd, unbiased=False, eps=STD_EPS):
+    """Per sample and channel of N x C x H x W features, over the H*W positions: (mean, std),
+    each N x C, with std = sqrt(variance + eps). The variance divides the sum of squared
+    deviations by H*W (the population variance), or by H*W - 1 with `unbiased`, as AdaIN's
+    calc_mean_std does (torch's var). H*W is then counted in the graph (a sum of ones over one
+    channel), so Symbols need no shape. The one implementation of these statistics: AdaIN's
+    `fast.adain.mean_std` is this, unbiased."""
     mean = _channel_means(x, F)
     centred = F.broadcast_sub(x, F.reshape(mean, shape=(0, 0, 1, 1)))
-    std = F.sqrt(F.mean(F.square(centred), axis=(2, 3)) + STD_EPS)
-    return mean, std
+    if unbiased:
+        count = F.sum(F.ones_like(F.slice_axis(x, axis=1, begin=0, end=1)), axis=(2, 3))
+        variance = F.broadcast_div(F.sum(F.square(centred), axis=(2, 3)), count - 1)
+    else:
+        variance = F.mean(F.square(centred), axis=(2, 3))
+    return mean, F.sqrt(variance + eps)
 
 
 def _mean_over_batch_of_sums(d, F):
@@ -201,17 +211,20 @@ def gram_loss(y_hat, target, shape=None, F=nd):
 
 # 'mean-std': the first two moments of each channel (the statistics AdaIN aligns).
 
-def mean_std_target(y, shape=None, F=nd):
+def mean_std_target(y, shape=None, F=nd, unbiased=False):
     """(mean, std), each N x C, per sample and channel over the H*W positions. The std is the
     population one (divided by H*W, not H*W - 1) with STD_EPS under the root:
-    std = sqrt(mean((x - mean)^2) + 1e-5), so it has a gradient at constant channels."""
-    return _channel_means_stds(y, F)
+    std = sqrt(mean((x - mean)^2) + 1e-5), so it has a gradient at constant channels; with
+    `unbiased`, divided by H*W - 1 (AdaIN's: see channel_mean_std)."""
+    return channel_mean_std(y, F, unbiased)
 
 
-def mean_std_loss(y_hat, target, shape=None, F=nd):
+def mean_std_loss(y_hat, target, shape=None, F=nd, unbiased=False):
     """Per sample, mean over channels of (mean - mean_s)^2 plus mean over channels of
-    (std - std_s)^2; then the mean over the batch."""
-    mean, std = _channel_means_stds(y_hat, F)
+    (std - std_s)^2; then the mean over the batch. Over a batch that is the mean over N x C
+    entries of each square, which is Huang and Belongie's style loss at one layer (their
+    code's MSE of the means plus MSE of the stds), with `unbiased` as their std is."""
+    mean, std = channel_mean_std(y_hat, F, unbiased)
     return (F.mean(F.square(F.broadcast_sub(mean, target[0])))
             + F.mean(F.square(F.broadcast_sub(std, target[1]))))
 

@@ -1,14 +1,14 @@
 """styletransfer train-net: train a feed-forward style network (Johnson et al.; several --style
-make one conditional network) on a folder of pictures.
+make one conditional network) on a folder of pictures, or an AdaIN decoder for any style
+(--method adain) on a folder of content pictures and one of style pictures.
 
-The training is the library's (fast.training, fast.train_johnson); this module maps options
-onto it and keeps, beside -o MODEL.params, MODEL.log, MODEL-losses.png, MODEL-samples-ITER.jpg
-and MODEL.ckpt (every --checkpoint-every steps, on Ctrl-C/SIGTERM and at the end). --workers
-starts local workers (cli/launch.py, whose docstring also gives the commands for several
-machines).
+The training is the library's (fast.training with fast.train_johnson or fast.train_adain;
+cli/netjob.py maps each method's options onto them); this module runs it and keeps, beside
+-o MODEL.params, MODEL.log, MODEL-losses.png, MODEL-samples-ITER.jpg and MODEL.ckpt (every
+--checkpoint-every steps, on Ctrl-C/SIGTERM and at the end). --workers starts local workers
+(cli/launch.py, whose docstring also gives the commands for several machines).
 """
 import argparse
-import dataclasses
 import os
 import sys
 
@@ -18,30 +18,44 @@ from styletransfer.cli.common import EXIT_INTERRUPTED, parse_args, refuse
 from styletransfer.errors import Diverged, StyleTransferError
 
 def build_parser(prog):
-    from styletransfer.fast import train_johnson as tj
+    from styletransfer.fast import train_adain as ta, train_johnson as tj
     from styletransfer.fast.training import TrainingSettings
     from styletransfer.losses import STYLE_LOSSES
-    s, loss = TrainingSettings(), tj.JohnsonLoss()
+    s, loss, a, a_loss = TrainingSettings(), tj.JohnsonLoss(), ta.SETTINGS, ta.AdaINLoss()
     from styletransfer.cli import launch
+
+    def both(name, value):
+        return 'default %g; adain %g' % (value, a[name] if name in a else getattr(a_loss, name))
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split('\n\n')[0],
                                 epilog=launch.__doc__.split('\n\n', 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--method', choices=('johnson', 'adain'), help='johnson: a network for '
+                   '--style (default); adain: a decoder for any style (--style-dir)')
     p.add_argument('--style', action='append', metavar='PATH',
                    help='style picture; repeat for a conditional network of several styles')
     p.add_argument('--content-dir', metavar='DIR', help='folder of training pictures (any depth)')
+    p.add_argument('--style-dir', metavar='DIR', help='adain: folder of style pictures')
+    p.add_argument('--encoder', metavar='vgg_normalised.pth', help='adain: the authors\' encoder '
+                   '(default: our VGG-19, --weights)')
     p.add_argument('-o', '--output', metavar='MODEL.params', help='the trained network')
     p.add_argument('--add-styles-to', metavar='MODEL', help='a trained network (.params or '
                    '.pth): keep its styles, train only new rows for --style')
     p.add_argument('--resume', metavar='CKPT', help='continue a stopped training exactly')
     p.add_argument('--overwrite', action='store_true', help='replace existing outputs')
     for name, kind, text in (
-            ('iterations', int, 'steps (default %d)' % s.iterations),
-            ('batch_size', int, 'pictures per step and worker (default %d)' % s.batch_size),
-            ('image_size', int, 'side of the random square crops (default %d)' % s.image_size),
-            ('lr', float, 'Adam\'s learning rate (default %g)' % s.lr),
+            ('iterations', int, 'steps (%s)' % both('iterations', s.iterations)),
+            ('batch_size', int, 'pictures per step and worker (%s)' % both('batch_size',
+                                                                           s.batch_size)),
+            ('image_size', int, 'side of the random square crops (%s)' % both('image_size',
+                                                                              s.image_size)),
+            ('load_size', int, 'shorter side the pictures are resized to before cropping '
+                               '(default: the image size; adain %d)' % a['load_size']),
+            ('lr', float, 'Adam\'s learning rate (%s)' % both('lr', s.lr)),
+            ('lr_decay', float, 'iteration i runs at lr / (1 + DECAY i) (%s)'
+                                % both('lr_decay', s.lr_decay)),
             ('seed', int, 'initialisation, data order, crops (default %d)' % s.seed),
-            ('content_weight', float, 'default %g' % loss.content_weight),
-            ('style_weight', float, 'default %g' % loss.style_weight),
+            ('content_weight', float, both('content_weight', loss.content_weight)),
+            ('style_weight', float, both('style_weight', loss.style_weight)),
             ('tv_weight', float, 'default %g' % loss.tv_weight),
             ('style_size', int, 'longer side of the style pictures, 0: as they are (default '
                                 '%d)' % loss.style_size),
@@ -60,8 +74,11 @@ def build_parser(prog):
         p.add_argument('--' + name.replace('_', '-'), type=kind, metavar='N', help=text)
     p.add_argument('--style-loss', choices=sorted(STYLE_LOSSES), help='default %s'
                    % loss.style_loss)
-    p.add_argument('--weights', metavar='zoo|random|PATH', help='VGG-19 of the loss (default '
-                   'zoo; random is seeded and NOT pretrained: a smoke run)')
+    p.add_argument('--weights', metavar='zoo|random|PATH', help='VGG-19 of the loss, or '
+                   'adain\'s encoder (default zoo; random is seeded and NOT pretrained: a '
+                   'smoke run)')
+    p.add_argument('--layer-scales', choices=ta.LAYER_SCALES, help='adain: divide the weights '
+                   'by each layer\'s squared mean activation (default auto: for our VGG-19)')
     p.add_argument('--content-layers', metavar='LAYERS', help='default %s'
                    % ','.join(tj.CONTENT_LAYERS))
     p.add_argument('--style-layers', metavar='LAYERS', help='default %s'
@@ -110,26 +127,14 @@ def _launch(args, argv, prog, role):
 
 
 def _training(opts, state, ctx, distributed):
-    from styletransfer.fast import train_johnson as tj
-    from styletransfer.fast.training import Training, TrainingSettings
+    from styletransfer.fast.training import Training
     from styletransfer.fast.imagefolder import read_resized
-    if state is not None:
-        settings = dataclasses.replace(
-            state.settings, iterations=opts.get('iterations', state.settings.iterations),
-            sample_every=opts['sample_every'])
-    else:
-        settings = TrainingSettings(**{k: opts[k] for k in netjob.TRAINING if k in opts},
-                                    sample_every=opts['sample_every'])
-    recipe = None
-    if state is None:
-        layers = {k: opts[k] for k in ('content_layers', 'style_layers') if opts.get(k)}
-        network = tj.johnson_network(opts['weights'], opts.get('seed', 0), **layers)
-        loss = tj.JohnsonLoss(**{k: opts[k] for k in netjob.LOSS if k in opts})
-        recipe = tj.JohnsonRecipe(opts['style'], network, loss, base=opts.get('add_styles_to'))
+    settings = netjob.settings(opts, state)
+    recipe = netjob.recipe(opts) if state is None else None
     samples = [read_resized(p, settings.image_size) for p in opts['sample_files']]
-    return Training(recipe, {'content': opts['content_dir']}, settings, ctx, samples,
-                    opts['held_out'], opts['loader_workers'],
-                    'dist_sync' if distributed else None, resume=state)
+    return Training(recipe, netjob.folders(opts), settings, ctx, samples, opts['held_out'],
+                    opts['loader_workers'], 'dist_sync' if distributed else None,
+                    resume=state)
 
 
 def _train(args, prog, distributed):
@@ -170,13 +175,17 @@ def _train(args, prog, distributed):
 
     s, recipe = training.settings, training.recipe
     if state is None:
-        say('# content %s: %d pictures%s' % (opts['content_dir'], len(
-            training.images['content'].files), '; held out for samples: %d'
-            % len(opts['held_out']) if opts['held_out'] else ''))
-        say('# styles: %s' % ', '.join(recipe.all_style_names()))
-        say('# loss: %s' % recipe.loss_description())
-        say('# %d iterations of batch %d x %d worker(s), %dx%d crops, Adam lr %g' % (
-            s.iterations, s.batch_size, training.workers, s.image_size, s.image_size, s.lr))
+        for name, images in training.images.items():
+            held = [p for p in opts['held_out'] if p.startswith(images.folder + os.sep)]
+            say('# %s %s: %d pictures%s' % (name, images.folder, len(images.files),
+                                            '; held out for samples: %d' % len(held)
+                                            if held else ''))
+        for line in recipe.summary():
+            say('# ' + line)
+        say('# %d iterations of batch %d x %d worker(s), %dx%d crops%s, Adam lr %g%s' % (
+            s.iterations, s.batch_size, training.workers, s.image_size, s.image_size,
+            ' of pictures resized to %d' % s.load_size if s.load_size else '', s.lr,
+            ' / (1 + %g i)' % s.lr_decay if s.lr_decay else ''))
     else:
         say('# resumed from %s at iteration %d' % (args.resume, training.iteration))
     say('# context %s (%s), %d threads' % (ctx, remark, threads))
@@ -197,9 +206,11 @@ def _train(args, prog, distributed):
                 broken = len(training.broken)
                 i = event.iteration + 1
                 if i % opts['log_every'] == 0 or event.last:
-                    say('iteration %6d, content loss %.4g, style loss %.4g, TV loss %.4g, '
-                        '%.2f sec, %.2f images/s%s' % (
-                            i, event.content, event.style, event.tv, seconds,
+                    terms = ', '.join('%s loss %.4g' % ('TV' if t == 'tv' else t,
+                                                        event.terms[t])
+                                      for t in recipe.terms[:-1])
+                    say('iteration %6d, %s, %.2f sec, %.2f images/s%s' % (
+                            i, terms, seconds,
                             steps * s.batch_size * training.workers / seconds,
                             ', %d broken files skipped' % broken if broken else ''))
                     seconds, steps = 0.0, 0
@@ -238,7 +249,7 @@ def _train(args, prog, distributed):
 def _plot(path, training):
     from styletransfer.report import plot_losses
     plot_losses(training.history, path, title='%s: %s' % (
-        ', '.join(training.recipe.all_style_names()), training.recipe.weights_description))
+        training.recipe.title(), training.recipe.weights_description))
 
 
 def _sheet(path, training, event):

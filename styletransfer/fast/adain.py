@@ -128,14 +128,11 @@ def mean_std(feat, F=nd, eps=EPS):
     """Per-channel mean and standard deviation of NxCxHxW features over HxW, each NxCx1x1.
 
     The variance is the unbiased one (sum of squares / (H*W - 1)), plus `eps`, as the authors'
-    code computes it. H*W is counted in the graph (a sum of ones over one channel) rather than
-    read from the shape, so the function works on Symbols."""
-    mean = F.mean(feat, axis=(2, 3), keepdims=True)
-    centred = F.broadcast_sub(feat, mean)
-    count = F.sum(F.ones_like(F.slice_axis(feat, axis=1, begin=0, end=1)), axis=(2, 3),
-                  keepdims=True)
-    variance = F.broadcast_div(F.sum(F.square(centred), axis=(2, 3), keepdims=True), count - 1)
-    return mean, F.sqrt(variance + eps)
+    code computes it: losses.channel_mean_std (the style loss's statistics, one
+    implementation), unbiased, works on Symbols too."""
+    from ..losses import channel_mean_std
+    mean, std = channel_mean_std(feat, F, unbiased=True, eps=eps)
+    return F.reshape(mean, shape=(0, 0, 1, 1)), F.reshape(std, shape=(0, 0, 1, 1))
 
 
 def _normalise(content_feat, F, eps):
@@ -517,14 +514,24 @@ def _read_params(path):
     return {key: value.asnumpy() for key, value in loaded.items()}, kind
 
 
-def save_decoder(decoder, path):
-    """Write `decoder` as .params (atomically) under decoder.pth's names, with the encoder it
-    was trained with in the META_KEY entry."""
+def decoder_state(decoder):
+    """{decoder.pth's name: NDArray} of `decoder`'s parameters (what save_decoder writes)."""
     arrays = {}
     for (index, _, _, _), conv in zip(DECODER_LAYOUT, decoder.convs):
-        arrays['%d.weight' % index] = conv.weight.data().copyto(_cpu())
-        arrays['%d.bias' % index] = conv.bias.data().copyto(_cpu())
-    meta = json.dumps({'format': META_FORMAT, 'version': 1, 'encoder': decoder.encoder_kind})
+        arrays['%d.weight' % index] = conv.weight.data()
+        arrays['%d.bias' % index] = conv.bias.data()
+    return arrays
+
+
+def save_decoder(decoder, path, info=None):
+    """Write `decoder` as .params (atomically) under decoder.pth's names, with the encoder it
+    was trained with in the META_KEY entry, and `info` (JSON data: how it was trained) beside
+    it under 'training'."""
+    arrays = {name: value.copyto(_cpu()) for name, value in decoder_state(decoder).items()}
+    record = {'format': META_FORMAT, 'version': 1, 'encoder': decoder.encoder_kind}
+    if info is not None:
+        record['training'] = info
+    meta = json.dumps(record)
     arrays[META_KEY] = nd.array(np.frombuffer(meta.encode('utf-8'), np.uint8), dtype='uint8')
     with atomic_path(path) as tmp:
         nd.save(tmp, arrays)

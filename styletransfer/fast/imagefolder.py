@@ -4,10 +4,11 @@ a deterministic order, through a Gluon DataLoader.
 - Files: names ending in one of EXTENSIONS (any case), found by walking the folder (symbolic
   links to folders are not followed, so a link loop cannot hang the walk), sorted by relative
   path so every machine and every resume sees the same list.
-- Crops: the picture is resized (bilinear) so that its shorter side is `size`, then a
-  `size` x `size` square is cut at a random position. pytorch/examples' fast_neural_style
-  resizes and takes the centre; the issue asks for random crops, which show the network more
-  of each picture.
+- Crops: the picture is resized (bilinear) so that its shorter side is `resize` (default:
+  `size`), then a `size` x `size` square is cut at a random position. pytorch/examples'
+  fast_neural_style resizes and takes the centre; the issue asks for random crops, which show
+  the network more of each picture. AdaIN's authors resize to 512 and crop 256 (resize 512,
+  size 256): a crop then shows a quarter of the picture's shorter side, at half its scale.
 - Order: position p of the stream (p = iteration * batch + k) is picture perm_e[p mod n] of
   epoch e = p // n, with perm_e a permutation drawn from (seed, rank, e) and the crop from
   (seed, rank, p). Nothing is kept between batches, so the stream restarted at any iteration
@@ -30,17 +31,17 @@ EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.tif', '.tiff', '.webp',
 ORDER, CROP, CONDITION = 0, 1, 2
 
 
-def list_images(folder, exclude=()):
+def list_images(folder, exclude=(), field='content_dir'):
     """Sorted paths relative to `folder` of the image files under it, less `exclude` (paths).
-    An absent, unreadable or empty folder is a one-line StyleTransferError."""
+    An absent, unreadable or empty folder is a one-line StyleTransferError about `field`."""
     folder = os.fspath(folder)
     if not os.path.exists(folder):
-        raise StyleTransferError('%s: no such folder' % folder, 'content_dir')
+        raise StyleTransferError('%s: no such folder' % folder, field)
     if not os.path.isdir(folder):
-        raise StyleTransferError('%s: not a folder' % folder, 'content_dir')
+        raise StyleTransferError('%s: not a folder' % folder, field)
     if not os.access(folder, os.R_OK | os.X_OK):
         raise StyleTransferError('%s: cannot read the folder (permission denied)' % folder,
-                                 'content_dir')
+                                 field)
     skip = {os.path.realpath(p) for p in exclude}
     found, unreadable = [], []
     for root, dirs, names in os.walk(folder, onerror=unreadable.append):
@@ -52,26 +53,25 @@ def list_images(folder, exclude=()):
     if not found:
         where = ' (%d subfolders could not be read)' % len(unreadable) if unreadable else ''
         raise StyleTransferError('%s: no image files (%s) in it or below%s'
-                                 % (folder, ', '.join(EXTENSIONS), where), 'content_dir')
+                                 % (folder, ', '.join(EXTENSIONS), where), field)
     return sorted(found)
 
 
-def read_crop(path, size, rng):
-    """A size x size HxWx3 uint8 crop of the picture at `path`: shorter side resized to `size`,
-    then a square at a position drawn from `rng` (a numpy Generator). Raises OSError-like
-    errors on broken files (the caller skips them)."""
+def read_crop(path, size, rng, resize=None):
+    """A size x size HxWx3 uint8 crop of the picture at `path`: shorter side resized to
+    `resize` (default `size`; never below `size`), then a square at a position drawn from
+    `rng` (a numpy Generator). Raises OSError-like errors on broken files (the caller skips
+    them)."""
+    load = max(size, resize or size)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')          # EXIF chatter; bombs raise below
         warnings.simplefilter('error', Image.DecompressionBombWarning)
         with Image.open(path) as img:
             # JPEG decodes at 1/2, 1/4 or 1/8 scale when that still covers the size: a COCO
             # picture costs a quarter of the work
-            img.draft('RGB', (size, size))
+            img.draft('RGB', (load, load))
             img = img.convert('RGB')
-            width, height = img.size
-            scale = size / min(width, height)
-            new = (max(size, round(width * scale)), max(size, round(height * scale)))
-            img = img.resize(new, Image.Resampling.BILINEAR)
+            img, new = _shorter_side(img, load)
     left = int(rng.integers(0, new[0] - size + 1))
     top = int(rng.integers(0, new[1] - size + 1))
     return np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8)
@@ -88,13 +88,18 @@ def read_resized(path, size):
         return np.asarray(img.resize(new, Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
-def centre_crop(picture, size):
-    """Shorter side resized to `size`, the centre square: how evaluation sees a picture."""
-    img = Image.fromarray(picture, 'RGB')
+def _shorter_side(img, side):
+    """(img resized so that its shorter side is `side`, its new (width, height))."""
     width, height = img.size
-    scale = size / min(width, height)
-    new = (max(size, round(width * scale)), max(size, round(height * scale)))
-    img = img.resize(new, Image.Resampling.BILINEAR)
+    scale = side / min(width, height)
+    new = (max(side, round(width * scale)), max(side, round(height * scale)))
+    return img.resize(new, Image.Resampling.BILINEAR), new
+
+
+def centre_crop(picture, size, resize=None):
+    """Shorter side resized to `resize` (default `size`), the centre size x size square: how
+    evaluation sees a picture (as training's crops do, but for their random position)."""
+    img, new = _shorter_side(Image.fromarray(picture, 'RGB'), max(size, resize or size))
     left, top = (new[0] - size) // 2, (new[1] - size) // 2
     return np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8)
 
@@ -102,14 +107,15 @@ def centre_crop(picture, size):
 class ImageFolder:
     """The image files of one folder and this worker's shard of them."""
 
-    def __init__(self, folder, exclude=(), rank=0, workers=1):
+    def __init__(self, folder, exclude=(), rank=0, workers=1, field='content_dir'):
         self.folder = os.path.abspath(os.fspath(folder))
-        self.files = list_images(self.folder, exclude)
+        self.field = field
+        self.files = list_images(self.folder, exclude, field)
         self.rank, self.workers = rank, workers
         self.shard = self.files[rank::workers]
         if not self.shard:
             raise StyleTransferError('%s: %d image files for %d workers: each worker needs one'
-                                     % (folder, len(self.files), workers), 'content_dir')
+                                     % (folder, len(self.files), workers), field)
 
     def path(self, index):
         return os.path.join(self.folder, self.shard[index])
@@ -137,8 +143,8 @@ class CropDataset:
     A broken file is replaced by the next one of the shard (deterministic, so a resumed run
     meets the same replacements)."""
 
-    def __init__(self, images, size):
-        self.images, self.size = images, size
+    def __init__(self, images, size, resize=None):
+        self.images, self.size, self.resize = images, size, resize
 
     def __len__(self):
         return len(self.images.shard)
@@ -150,15 +156,15 @@ class CropDataset:
         for k in range(n):
             path = self.images.path((index + k) % n)
             try:
-                return read_crop(path, self.size, np.random.default_rng(list(crop_seed))), \
-                    skipped
+                return read_crop(path, self.size, np.random.default_rng(list(crop_seed)),
+                                 self.resize), skipped
             except Exception as e:          # Pillow raises many kinds on damaged files
                 skipped.append((self.images.shard[(index + k) % n], _reason(e)))
         first, why = skipped[0]
         raise StyleTransferError('%s: none of the %d image files%s could be read (first: %s: %s)'
                                  % (self.images.folder, n, ' of this worker\'s shard'
                                     if self.images.workers > 1 else '', first, why),
-                                 'content_dir')
+                                 self.images.field)
 
 
 def _reason(error):
@@ -190,11 +196,12 @@ class KeySampler:
         return max(0, self.stop - self.start)
 
 
-def batches(images, size, batch, seed, start, stop, workers=0, stream=0):
+def batches(images, size, batch, seed, start, stop, workers=0, stream=0, resize=None):
     """An iterator of (N x size x size x 3 uint8 numpy, [(skipped path, reason)]) for
-    iterations start .. stop - 1. `workers` > 0 decodes in that many threads ahead of use."""
+    iterations start .. stop - 1, crops of pictures resized to `resize` (see read_crop).
+    `workers` > 0 decodes in that many threads ahead of use."""
     from mxnet.gluon.data import DataLoader
-    loader = DataLoader(CropDataset(images, size),
+    loader = DataLoader(CropDataset(images, size, resize),
                         batch_sampler=KeySampler(images, seed, batch, start, stop, stream),
                         batchify_fn=_batchify, num_workers=workers, thread_pool=True,
                         prefetch=2 * workers if workers else None)

@@ -411,6 +411,12 @@ class JohnsonRecipe:
         base = self._base_meta()
         return (list(base['style_names']) if base else []) + list(self.style_names)
 
+    def title(self):
+        return ', '.join(self.all_style_names())
+
+    def summary(self):
+        return ['styles: %s' % self.title(), 'loss: %s' % self.loss_description()]
+
     def save(self, path, extra=None):
         from . import zoo
         return zoo.save_net(self.net, path, self.all_style_names(), self.loss_description(),

@@ -1,8 +1,9 @@
 """Training a feed-forward network: one loop, whatever is trained.
 
 What is trained, and how its loss is computed, is a *recipe* (fast/train_johnson.py: Johnson
-et al.'s TransformerNet, one style or several through conditional instance norm; an AdaIN
-decoder is another recipe). The loop around it is here, once: the data (fast/imagefolder.py),
+et al.'s TransformerNet, one style or several through conditional instance norm;
+fast/train_adain.py: Huang and Belongie's AdaIN decoder, from pairs of content and style
+crops). The loop around it is here, once: the data (fast/imagefolder.py),
 Adam, data-parallel training over MXNet's distributed key-value store, the events, stopping,
 and a state from which training resumes exactly. A `Training` has the shape of the
 optimisation's `Run` (gatys/stylizer.py):
@@ -33,7 +34,14 @@ A recipe is an object with:
     evaluate(batch, condition) -> the same, without gradients, every sample under `condition`
     sample(pictures) -> [(label, HxWx3 uint8)]: what the network makes of the pictures
     describe() -> (JSON meta, {name: numpy}); the class's restore(meta, arrays) rebuilds it
-    save(path, extra) -> the trained network as a file (zoo.save_net)
+    save(path, extra) -> the trained network as a file (zoo.save_net, adain.save_decoder)
+    title() -> a few words naming what is trained (the style names; 'AdaIN decoder ...')
+    summary() -> lines describing the training for a log (after build)
+
+The learning rate is a function of the iteration only (TrainingSettings.learning_rate: lr,
+or with lr_decay the inverse-time decay lr / (1 + lr_decay * i) of AdaIN's authors), set
+before every update: a resumed training takes the same rates without keeping a schedule's
+state.
 
 Scale-out (`kvstore='dist_sync'`): every worker runs this same loop on its own shard of the
 folders (by kvstore rank), with batch_size pictures per step; the key-value store sums the
@@ -56,7 +64,8 @@ from ..settings import number
 from . import imagefolder
 
 # Recipe name -> 'module:Class' (imported when a checkpoint names it).
-RECIPES = {'johnson': 'styletransfer.fast.train_johnson:JohnsonRecipe'}
+RECIPES = {'johnson': 'styletransfer.fast.train_johnson:JohnsonRecipe',
+           'adain': 'styletransfer.fast.train_adain:AdaINRecipe'}
 # Key of the stop vote in the distributed store: far above any parameter index.
 STOP_KEY = 1 << 30
 
@@ -75,16 +84,19 @@ class TrainingSettings:
     iterations: int = 40000     # pytorch/examples: 2 epochs of COCO 2014 train at batch 4
     batch_size: int = 4         # pictures per step (per worker when distributed)
     image_size: int = 256       # side of the square crops
-    lr: float = 1e-3            # Adam's, constant
+    lr: float = 1e-3            # Adam's, at iteration 0
     seed: int = 0               # network initialisation, data order, crops, conditions
     sample_every: int = 0       # a Samples event every this many iterations (0: never)
+    lr_decay: float = 0.0       # iteration i updates with lr / (1 + lr_decay * i); 0: constant
+    load_size: int = 0          # shorter side pictures are resized to before cropping (0: as
+                                # image_size, the whole shorter side is cropped)
 
     def __post_init__(self):
         for f in fields(self):
-            kind = float if f.name == 'lr' else int
+            kind = float if f.name in ('lr', 'lr_decay') else int
             object.__setattr__(self, f.name, number(getattr(self, f.name), f.name, kind))
         for name, low in (('iterations', 1), ('batch_size', 1), ('image_size', 4),
-                          ('sample_every', 0), ('seed', 0)):
+                          ('sample_every', 0), ('seed', 0), ('load_size', 0)):
             if getattr(self, name) < low:
                 raise StyleTransferError('%s must be at least %d, not %d'
                                          % (name, low, getattr(self, name)), name)
@@ -94,6 +106,18 @@ class TrainingSettings:
                                      % self.image_size, 'image_size')
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise StyleTransferError('lr must be a positive number, not %r' % self.lr, 'lr')
+        if not (math.isfinite(self.lr_decay) and self.lr_decay >= 0):
+            raise StyleTransferError('lr_decay must be a number >= 0, not %r' % self.lr_decay,
+                                     'lr_decay')
+        if self.load_size and self.load_size < self.image_size:
+            raise StyleTransferError('load_size %d is smaller than the %d-pixel crops (0 '
+                                     'resizes to image_size)' % (self.load_size,
+                                                                 self.image_size), 'load_size')
+
+    def learning_rate(self, iteration):
+        """The rate of iteration `iteration`'s update (0-based): lr / (1 + lr_decay * i), as
+        AdaIN's authors' adjust_learning_rate; exactly lr when lr_decay is 0."""
+        return self.lr / (1.0 + self.lr_decay * iteration)
 
     def to_dict(self):
         return asdict(self)
@@ -224,7 +248,7 @@ class Training:
         self.ctx, self.ctx_remark = device.resolve_ctx(ctx)
         self.kv, self.rank, self.workers = _kvstore(kvstore)
         self.images = {name: imagefolder.ImageFolder(folders[name], exclude, self.rank,
-                                                     self.workers)
+                                                     self.workers, name + '_dir')
                        for name in recipe.folders}
         data = {name: images.digest() for name, images in self.images.items()}
         if resume is not None and resume.data != data:
@@ -261,7 +285,8 @@ class Training:
     def _make_trainer(self, resume):
         from mxnet import gluon
         params = [param for _, param in self.trainable]
-        options = {'learning_rate': resume.lr if resume else self.settings.lr}
+        options = {'learning_rate': self.settings.learning_rate(resume.iteration if resume
+                                                                else 0)}
         if self.kv is None:
             trainer = gluon.Trainer(params, 'adam', options)
         else:
@@ -362,22 +387,34 @@ class Training:
         a distributed training hold the same network exactly when their digests agree."""
         return network_digest({k: v.asnumpy() for k, v in self.recipe.network_state().items()})
 
-    def evaluate(self, pictures, condition):
-        """The loss terms (dict, plus 'total') of HxWx3 uint8 `pictures` (each resized and
-        centre-cropped to image_size, given as the recipe's first folder) under one
-        `condition` (for Johnson: a style index), averaged over the pictures, without
-        training (in chunks of batch_size)."""
-        size, batch = self.settings.image_size, self.settings.batch_size
-        crops = np.stack([imagefolder.centre_crop(np.asarray(p, np.uint8), size)
-                          for p in pictures])
-        sums = 0
-        for start in range(0, len(crops), batch):
-            chunk = crops[start:start + batch]
-            values = self.recipe.evaluate(self._to_input({self.recipe.folders[0]: chunk}),
-                                          condition)
+    def evaluate(self, pictures, condition=None):
+        """The loss terms (dict, plus 'total') of HxWx3 uint8 `pictures` under one
+        `condition` (for Johnson: a style index; AdaIN has none), averaged over the pictures,
+        without training (in chunks of batch_size). `pictures`: a list, given as the recipe's
+        first folder, or {folder name: list} for a recipe that reads several (AdaIN: the
+        k-th content picture paired with the k-th style picture). Each picture is resized to
+        load_size and centre-cropped to image_size, as training crops it."""
+        s = self.settings
+        if not isinstance(pictures, dict):
+            pictures = {self.recipe.folders[0]: pictures}
+        if set(pictures) != set(self.recipe.folders):
+            raise StyleTransferError('evaluate: the %s recipe needs pictures for %s'
+                                     % (self.recipe.name, ', '.join(self.recipe.folders)),
+                                     'pictures')
+        crops = {name: np.stack([imagefolder.centre_crop(np.asarray(p, np.uint8), s.image_size,
+                                                         s.load_size) for p in group])
+                 for name, group in pictures.items()}
+        count = {len(c) for c in crops.values()}
+        if len(count) != 1:
+            raise StyleTransferError('evaluate: as many pictures are needed in each folder '
+                                     '(paired by position)', 'pictures')
+        count, sums = count.pop(), 0
+        for start in range(0, count, s.batch_size):
+            chunk = {name: c[start:start + s.batch_size] for name, c in crops.items()}
+            values = self.recipe.evaluate(self._to_input(chunk), condition)
             # the terms are means over the chunk: weight each chunk by its pictures
-            sums = sums + np.array([float(v.asscalar()) for v in values]) * len(chunk)
-        count = len(crops)
+            n = len(next(iter(chunk.values())))
+            sums = sums + np.array([float(v.asscalar()) for v in values]) * n
         return dict(zip(self.recipe.terms, sums / count))
 
     # ------------------------------------------------------------------------- the loop
@@ -388,7 +425,8 @@ class Training:
     def _streams(self, start):
         s = self.settings
         return {name: imagefolder.batches(images, s.image_size, s.batch_size,
-                                          s.seed, start, s.iterations, self.loader_workers, k)
+                                          s.seed, start, s.iterations, self.loader_workers, k,
+                                          s.load_size or None)
                 for k, (name, images) in enumerate(self.images.items())}
 
     def _vote(self, stop, diverged):
@@ -423,7 +461,8 @@ class Training:
             with autograd.record():
                 values = self.recipe.losses(batch, conditions)
             values[-1].backward()
-            lr = float(self._trainer.learning_rate)
+            lr = s.learning_rate(i)
+            self._trainer.set_learning_rate(lr)
             # the losses are means over the batch; the store sums the workers' gradients
             self._trainer.step(self.workers)
             numbers = [float(v.asscalar()) for v in values]
