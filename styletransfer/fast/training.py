@@ -52,12 +52,12 @@ W * batch_size. A stop anywhere is voted through the store as well, so all worke
 the same iteration (a worker that carried on alone would wait for the others forever).
 """
 import math
-import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
+from ..driven import Driven
 from ..errors import Diverged, StyleTransferError
 from ..events import Progress, Samples, from_json, to_json
 from ..settings import number
@@ -217,7 +217,7 @@ def _kvstore(spec):
     return spec, spec.rank, spec.num_workers
 
 
-class Training:
+class Training(Driven):
     """One training of `recipe` on the pictures of `folders` ({name: path}, one per name in
     recipe.folders). Everything is checked and built here, before the first iteration.
 
@@ -264,9 +264,7 @@ class Training:
         self.history = list(resume.history) if resume else []
         self.broken = list(resume.broken) if resume else []
         self.stopped = False
-        self._stop = threading.Event()
-        self._events = None
-        self._driver, self._busy = None, False
+        self._driven()
 
     @staticmethod
     def _resumed_settings(settings, resume):
@@ -344,32 +342,13 @@ class Training:
 
     # ------------------------------------------------------------------ the public protocol
 
-    def __iter__(self):
-        if self._events is not None:
-            raise RuntimeError('a training is iterated once')
-        self._events = self._run()
-        return self
-
-    def __next__(self):
-        self._driver, self._busy = threading.get_ident(), True
-        try:
-            return next(self._events)
-        finally:
-            self._busy = False
-
-    def stop(self):
-        """End after the current iteration (any thread)."""
-        self._stop.set()
-
     @property
     def finished(self):
         return self.iteration >= self.settings.iterations
 
     def state(self):
         """Where the training stands: a TrainingState (numbers and numpy arrays)."""
-        if self._busy and threading.get_ident() != self._driver:
-            raise RuntimeError('state() is taken by the thread that iterates the training, '
-                               'or when none iterates it')
+        self._check_state_thread()
         meta, arrays = self.recipe.describe()
         params = {name: p.data(self.ctx).asnumpy()
                   for name, p in self.recipe.parameters().items()}

@@ -13,12 +13,12 @@ called from any other (they touch no MXNet object), `state()` from the iterating
 when no thread is iterating.
 """
 import math
-import threading
 import time
 
 import numpy as np
 
 from .. import colors, device
+from ..driven import Driven
 from ..errors import Diverged, StyleTransferError
 from ..events import BOOK_TERMS, Progress, Result, StageDone
 from ..images import RGB_MEAN, RGB_STD, to_uint8
@@ -97,7 +97,7 @@ class Stylizer:
         return run.result
 
 
-class Run:
+class Run(Driven):
     """One run: iterate it to run it (once). See the module's docstring for threads."""
 
     def __init__(self, stylizer, inputs, settings, resume=None, extra_terms=()):
@@ -111,34 +111,15 @@ class Run:
         self.history = list(resume.history) if resume else []
         self.stage_pictures = list(resume.stage_pictures) if resume else []
         self._resume = resume
-        self._stop = threading.Event()
+        self._driven()
         self._position = (resume.stage, resume.next_iteration) if resume else (1, 0)
         self._current = resume.image if resume else None
         self._best = resume.best if resume else None
         self._best_total = resume.best_total if resume else math.inf
         self._steps = None
-        self._driver, self._busy = None, False
-        self._events = None
         self._prepare_pictures()
 
     # ------------------------------------------------------------------ the public protocol
-
-    def __iter__(self):
-        if self._events is not None:
-            raise RuntimeError('a run is iterated once')
-        self._events = self._run()
-        return self
-
-    def __next__(self):
-        self._driver, self._busy = threading.get_ident(), True
-        try:
-            return next(self._events)
-        finally:
-            self._busy = False
-
-    def stop(self):
-        """Ask the run to end after the current iteration (any thread)."""
-        self._stop.set()
 
     @property
     def position(self):
@@ -153,9 +134,7 @@ class Run:
 
     def state(self):
         """Where the run stands (a RunState): numpy arrays and numbers, picklable."""
-        if self._busy and threading.get_ident() != self._driver:
-            raise RuntimeError('state() is taken by the thread that iterates the run, or '
-                               'when no thread is iterating it')
+        self._check_state_thread()
         stage, next_iteration = self._position
         resume = self._resume
         if self._steps is None and resume is not None and self._position == (
