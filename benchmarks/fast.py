@@ -73,6 +73,8 @@ def worker(kind, size, iters):
         from styletransfer.fast import johnson
         net = johnson.TransformerNet(1)
         net.initialize_weights(seed=0)
+        # what FastStylizer runs for one picture in float32
+        net = johnson.OnePicture(net, ctx)
         net.hybridize(static_alloc=True, static_shape=True)
         x = nd.random.uniform(0, 255, (1, 3, height, width), ctx=ctx)
         weights = johnson.style_weights(1, 0, ctx=ctx)

@@ -319,6 +319,68 @@ def test_a_mix_uses_the_mean_of_the_rows():
     np.testing.assert_allclose(batch[1], mixed[0], rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize('mode', ['predict', 'train'])
+def test_the_narrow_convolution_is_the_plain_one_forward_and_backward(mode):
+    """NarrowConv2D (two fast convolutions for a 9x9 one with 3 outputs) against MXNet's
+    plain convolution, in both modes (training mode is where slicing oneDNN's blocked layout at
+    a channel offset crashed), values and gradients."""
+    import mxnet as mx
+    rng = np.random.default_rng(8)
+    narrow = johnson.NarrowConv2D(3, 9, 1, 32)
+    narrow.initialize()
+    weight = nd.array(rng.normal(0, 0.05, (3, 32, 9, 9)))
+    bias = nd.array([0.5, -1.0, 2.0])
+    narrow.weight.set_data(weight)
+    narrow.bias.set_data(bias)
+    narrow.hybridize(static_alloc=True, static_shape=True)
+    x = nd.array(rng.uniform(-1, 1, (2, 32, 21, 30)))
+    x.attach_grad()
+    upstream = nd.array(rng.standard_normal((2, 3, 13, 22)))
+    with (autograd.train_mode() if mode == 'train' else autograd.predict_mode()):
+        with autograd.record():
+            got = narrow(x)
+        got.backward(upstream)
+    grads = x.grad.asnumpy(), narrow.weight.grad().asnumpy(), narrow.bias.grad().asnumpy()
+    w, b = weight.copy(), bias.copy()
+    for v in (x, w, b):
+        v.attach_grad()
+    with autograd.record():
+        plain = nd.Convolution(x, w, b, kernel=(9, 9), num_filter=3)
+    plain.backward(upstream)
+    np.testing.assert_allclose(got.asnumpy(), plain.asnumpy(), rtol=1e-4, atol=1e-4)
+    for ours, expected in zip(grads, (x.grad, w.grad, b.grad)):
+        expected = expected.asnumpy()
+        np.testing.assert_allclose(ours, expected, rtol=1e-4,
+                                   atol=1e-4 * np.abs(expected).max())
+    assert mx.cpu() == got.context
+
+
+@pytest.mark.parametrize('ctx_id', [0, 1])
+def test_one_picture_runs_the_network_with_batch_norms_and_the_same_numbers(ctx_id):
+    """OnePicture (the norms as oneDNN's BatchNorm with fused ReLU, what FastStylizer runs)
+    gives the network's own output for a mix of styles, on the network's device (cpu(1)
+    stands in for another device), in any autograd mode, and refuses a batch."""
+    import mxnet as mx
+    ctx = mx.cpu(ctx_id)
+    net = cin_net(3)
+    net.collect_params().reset_ctx(ctx)
+    x = nd.array(image(6) / 255 - 0.5, ctx=ctx)
+    weights = johnson.style_weights(3, {0: 0.3, 2: 0.7}, ctx=ctx)
+    expected = net(x, weights).asnumpy()
+    one = johnson.OnePicture(net, ctx)
+    one.hybridize(static_alloc=True, static_shape=True)
+    for mode in (autograd.predict_mode, autograd.train_mode):
+        with mode():
+            got = one(x, weights)
+        assert got.context == ctx
+        np.testing.assert_allclose(got.asnumpy(), expected, rtol=1e-4,
+                                   atol=1e-4 * np.abs(expected).max())
+    assert all(p.list_ctx() == [ctx] for p in one.collect_params().values())
+    assert net(x, weights).context == ctx       # the network itself still runs as before
+    with pytest.raises(ValueError, match='one picture at a time'):
+        one(nd.concat(x, x, dim=0), nd.concat(weights, weights, dim=0))
+
+
 @pytest.mark.parametrize('choice, message', [(3, 'styles 0..2'), ({1: -1.0}, 'must be finite'),
                                              ({0: 0.0}, 'sum to 0')])
 def test_bad_style_weights_are_refused(choice, message):

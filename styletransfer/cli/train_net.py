@@ -189,8 +189,8 @@ def _train(args, prog, distributed):
     else:
         say('# resumed from %s at iteration %d' % (args.resume, training.iteration))
     say('# context %s (%s), %d threads' % (ctx, remark, threads))
-    print('%sstart at iteration %d, parameters sha256 %s' % (tag, training.iteration,
-                                                             training.digest()), flush=True)
+    _whole_line('%sstart at iteration %d, parameters sha256 %s' % (tag, training.iteration,
+                                                                    training.digest()))
     seconds, steps, broken = 0.0, 0, len(training.broken)
     try:
         with StopRequest(prog, training):
@@ -224,8 +224,8 @@ def _train(args, prog, distributed):
     finally:
         if log:
             log.close()
-    print('%send at iteration %d, parameters sha256 %s' % (tag, training.iteration,
-                                                           training.digest()), flush=True)
+    _whole_line('%send at iteration %d, parameters sha256 %s' % (tag, training.iteration,
+                                                                  training.digest()))
     if writes:
         _plot(outputs['losses'], training)
         keep(outputs['losses'])
@@ -244,6 +244,14 @@ def _train(args, prog, distributed):
     if writes:
         print('%s: wrote %s' % (prog, outputs['net']), file=sys.stderr)
     return 0
+
+
+def _whole_line(text):
+    """One write per line: the workers share the launcher's standard output, and print()
+    writes the text and its newline separately when Python runs unbuffered
+    (PYTHONUNBUFFERED), so two workers' lines could interleave."""
+    sys.stdout.write(text + '\n')
+    sys.stdout.flush()
 
 
 def _plot(path, training):

@@ -29,9 +29,11 @@ a style, and a row of weights summing to 1 gives the weighted average of the sty
 graph does not renormalise; `style_weights` builds normalised rows). A single-style network is
 n_styles = 1 with the input [[1]].
 """
+from collections import namedtuple
+
 import mxnet as mx
 import numpy as np
-from mxnet import gluon, nd
+from mxnet import autograd, gluon, nd
 from mxnet.gluon import nn
 
 from ..errors import StyleTransferError
@@ -46,28 +48,53 @@ FAST_MIN_CHANNELS = 16
 
 
 class NarrowConv2D(gluon.HybridBlock):
-    """A convolution with few output channels (the last layer's 3), computed as one with
-    FAST_MIN_CHANNELS outputs whose extra filters and biases are zeros, sliced back. oneDNN
-    (MXNet 1.9.1) has no fast kernel for 3 outputs: deconv3 (9x9, 32 -> 3) on 4x32x136x136
-    took 0.47 s forward and 2.6 s backward, the same with 16 outputs 0.15 s and 0.57 s (2
-    threads, Xeon, busy machine), for more than 5 times the arithmetic. The parameters are
-    nn.Conv2D's ('weight' C_out x C_in x k x k, 'bias'), so files and names do not change."""
+    """A k x k convolution (stride 1) with few output channels (the last layer's 3), computed
+    as two convolutions that oneDNN (MXNet 1.9.1) runs on its fast kernels: it has none for 3
+    outputs. The first, k x 1, gives (k * channels) outputs, one group per column j of the
+    kernel, padded with zero filters to a multiple of FAST_MIN_CHANNELS; the second, 1 x k
+    with fixed 0/1 weights, adds group j shifted by j columns: y[o, :, x] = sum over j of
+    z[(j, o), :, x + j]. Its FAST_MIN_CHANNELS outputs, all but the first `channels` zero, are
+    sliced back at channel 0 (oneDNN's slice of its blocked layout at another channel offset
+    crashed with SIGFPE in training mode). deconv3 (9x9, 32 -> 3) at 512x512 took 0.156 s as
+    one convolution, 0.070 s as one with 16 outputs whose extra filters were zeros (what this
+    class did before: 5.3 times the arithmetic), 0.024 s in this form (2 threads, AMD EPYC,
+    quiet machine). The parameters are nn.Conv2D's ('weight' C_out x C_in x k x k, 'bias'), so
+    files and names do not change."""
 
     def __init__(self, channels, kernel, stride, in_channels, **kwargs):
         super().__init__(**kwargs)
-        self.channels, self.kernel, self.stride = channels, kernel, stride
-        self.in_channels = in_channels
+        if stride != 1:
+            raise ValueError('NarrowConv2D computes stride 1 only')
+        self.channels, self.kernel, self.in_channels = channels, kernel, in_channels
+        self.groups = -(-kernel * channels // FAST_MIN_CHANNELS) * FAST_MIN_CHANNELS
         self.weight = self.params.get('weight', shape=(channels, in_channels, kernel, kernel))
         self.bias = self.params.get('bias', shape=(channels,), init='zeros')
 
     def hybrid_forward(self, F, x, weight, bias):
-        extra = FAST_MIN_CHANNELS - self.channels
-        weight = F.concat(weight, F.zeros((extra, self.in_channels, self.kernel, self.kernel)),
-                          dim=0)
-        bias = F.concat(bias, F.zeros((extra,)), dim=0)
-        y = F.Convolution(x, weight, bias, kernel=(self.kernel, self.kernel),
-                          stride=(self.stride, self.stride), num_filter=FAST_MIN_CHANNELS)
-        return F.slice_axis(y, axis=1, begin=0, end=self.channels)
+        k, c, g = self.kernel, self.channels, self.groups
+        # filter (j, o) of the first convolution: column j of output o's kernel; the bias goes
+        # with column 0 only
+        columns = [F.slice_axis(weight, axis=3, begin=j, end=j + 1) for j in range(k)]
+        if g > k * c:
+            columns.append(F.zeros((g - k * c, self.in_channels, k, 1)))
+        z = F.Convolution(x, F.concat(*columns, dim=0),
+                          F.concat(bias, F.zeros((g - c,)), dim=0),
+                          kernel=(k, 1), num_filter=g)
+        y = F.Convolution(z, self._shift_sum(F), kernel=(1, k), num_filter=FAST_MIN_CHANNELS,
+                          no_bias=True)
+        return F.slice_axis(y, axis=1, begin=0, end=c)
+
+    def _shift_sum(self, F):
+        """FAST_MIN_CHANNELS x groups x 1 x k: 1 at [o, j * channels + o, 0, j] for o <
+        channels, else 0 (one_hot gives a row of zeros for an index out of its range)."""
+        k, c, g = self.kernel, self.channels, self.groups
+        i = F.arange(0, FAST_MIN_CHANNELS * k)                 # row o * k + j
+        o = F.floor(i / k)
+        j = i - o * k
+        flat = (j * c + o) * k + j + (o >= c) * (g * k)        # index into groups x k
+        picks = F.one_hot(flat, depth=g * k)
+        return F.reshape(F.sum(F.reshape(picks, shape=(FAST_MIN_CHANNELS, k, g * k)), axis=1),
+                         shape=(FAST_MIN_CHANNELS, g, 1, k))
 
 
 class ConvLayer(gluon.HybridBlock):
@@ -91,16 +118,17 @@ class ConvLayer(gluon.HybridBlock):
 
 
 class CondInstanceNorm(gluon.HybridBlock):
-    """Instance norm whose scale and shift are `style_weights . table`, one table row per style.
+    """Instance norm whose scale and shift are `style_weights . table`, one table row per style,
+    followed by a ReLU when built with relu=True (so that the two can run as one operator).
 
     The rows live in groups of Parameters, concatenated in the graph: group 0 ('gamma',
     'beta') holds the styles the layer was built with, and each `add_rows` appends a group
     ('gamma_added1', ...) so that the old rows can be frozen (grad_req 'null') while the new ones
     train; no optimiser setting (momentum, weight decay) can then move an old row."""
 
-    def __init__(self, channels, n_styles, **kwargs):
+    def __init__(self, channels, n_styles, relu=False, **kwargs):
         super().__init__(**kwargs)
-        self.channels = channels
+        self.channels, self.relu = channels, relu
         self.groups = []            # (scale name, shift name, rows)
         self._add_group(n_styles)
 
@@ -140,8 +168,8 @@ class CondInstanceNorm(gluon.HybridBlock):
         return [nd.concat(*[getattr(self, group[i]).data() for group in self.groups], dim=0)
                 for i in (0, 1)]
 
-    # Set only while a training graph traces this norm (fast/train_johnson.py): (mean, var)
-    # variables of N*C entries for BatchNorm's running statistics, which it then never reads.
+    # A BatchNormPlan, set only while a graph run in training mode traces this norm
+    # (fast/train_johnson.py's training graph, OnePicture).
     batch_norm_stats = None
 
     def hybrid_forward(self, F, x, style_weights, **params):
@@ -149,8 +177,9 @@ class CondInstanceNorm(gluon.HybridBlock):
         scale = scales[0] if len(scales) == 1 else F.concat(*scales, dim=0)
         shift = shifts[0] if len(shifts) == 1 else F.concat(*shifts, dim=0)
         if self.batch_norm_stats is not None:
-            return _instance_norm_training(x, F.dot(style_weights, scale),
-                                           F.dot(style_weights, shift), self.batch_norm_stats, F)
+            return _instance_norm_batch(x, F.dot(style_weights, scale),
+                                        F.dot(style_weights, shift), self.batch_norm_stats,
+                                        self.relu, F)
         rows = _instance_norm_rows(x, F)
         # The per-sample scale and shift are broadcast to the N x C x (H*W) view first and then
         # applied elementwise: the same numbers as broadcast_mul / broadcast_add, whose backward
@@ -158,18 +187,42 @@ class CondInstanceNorm(gluon.HybridBlock):
         # 0.49 s against 0.26 s for the norm's whole backward (2 threads, busy machine).
         scale, shift = [F.broadcast_like(F.reshape(F.dot(style_weights, table), shape=(0, 0, 1)),
                                          rows) for table in (scale, shift)]
-        return F.reshape_like(rows * scale + shift, x)
+        y = F.reshape_like(rows * scale + shift, x)
+        return F.relu(y) if self.relu else y
 
 
-def _instance_norm_training(x, scale, shift, stats, F):
-    """The same instance norm, scale and shift as oneDNN's BatchNorm in training mode over the
-    1 x (N*C) x H x W view: batch statistics of that view are each sample's and channel's, and
-    gamma and beta of N*C entries are the per-sample rows. Training mode only (in inference
-    BatchNorm would use the running statistics)."""
-    flat = F.reshape(x, shape=(1, -1, 0, 0))
-    y = F.BatchNorm(flat, F.reshape(scale, shape=(-1,)), F.reshape(shift, shape=(-1,)),
-                    stats[0], stats[1], eps=IN_EPS, fix_gamma=False, use_global_stats=False)
-    return F.reshape_like(y, x)
+class BatchNormPlan(namedtuple('BatchNormPlan', 'mean var one_picture fuse_relu')):
+    """How a graph run in training mode has its instance norms computed by oneDNN's BatchNorm
+    (`_instance_norm_batch`): `mean`, `var` the running-statistics variables BatchNorm writes
+    and nothing reads (N*C entries, or C for one picture); `one_picture` when the batch is
+    always a single picture (BatchNorm then runs on the convolution's output as it is);
+    `fuse_relu` when a ReLU after the norm may be fused into it (oneDNN's BatchNormWithReLU,
+    `fused_relu_available`)."""
+
+
+def fused_relu_available(ctx):
+    """BatchNormWithReLU exists for oneDNN on the CPU only."""
+    return ctx.device_type == 'cpu' and hasattr(nd.contrib, 'BatchNormWithReLU')
+
+
+def _instance_norm_batch(x, scale, shift, plan, relu, F):
+    """The same instance norm, scale and shift (and ReLU) as oneDNN's BatchNorm in training
+    mode over the 1 x (N*C) x H x W view: batch statistics of that view are each sample's and
+    channel's, and gamma and beta of N*C entries are the per-sample rows. For one picture
+    (N = 1) that view is x itself and no reshape is traced: MXNet's reshape of a convolution's
+    output reorders it out of oneDNN's blocked layout, which cost more than the norm (1 x 32 x
+    512 x 512: convolution and fused norm 0.032 s, 0.085 s with the reshape; 2 threads, AMD
+    EPYC). Training mode only: in inference BatchNorm would use the running statistics."""
+    flat = x if plan.one_picture else F.reshape(x, shape=(1, -1, 0, 0))
+    args = (flat, F.reshape(scale, shape=(-1,)), F.reshape(shift, shape=(-1,)), plan.mean,
+            plan.var)
+    options = dict(eps=IN_EPS, fix_gamma=False, use_global_stats=False)
+    if relu and plan.fuse_relu:
+        y = F.contrib.BatchNormWithReLU(*args, **options)
+    else:
+        y = F.BatchNorm(*args, **options)
+        y = F.relu(y) if relu else y
+    return y if plan.one_picture else F.reshape_like(y, x)
 
 
 def _instance_norm_rows(x, F):
@@ -194,12 +247,12 @@ class ResidualBlock(gluon.HybridBlock):
         super().__init__(**kwargs)
         with self.name_scope():
             self.conv1 = ConvLayer(channels, channels, 3)
-            self.in1 = CondInstanceNorm(channels, n_styles)
+            self.in1 = CondInstanceNorm(channels, n_styles, relu=True)
             self.conv2 = ConvLayer(channels, channels, 3)
             self.in2 = CondInstanceNorm(channels, n_styles)
 
     def hybrid_forward(self, F, x, style_weights):
-        y = F.relu(self.in1(self.conv1(x), style_weights))
+        y = self.in1(self.conv1(x), style_weights)
         return self.in2(self.conv2(y), style_weights) + x
 
 
@@ -214,28 +267,28 @@ class TransformerNet(gluon.HybridBlock):
         self.convention = convention
         with self.name_scope():
             self.conv1 = ConvLayer(3, 32, 9)
-            self.in1 = CondInstanceNorm(32, n_styles)
+            self.in1 = CondInstanceNorm(32, n_styles, relu=True)
             self.conv2 = ConvLayer(32, 64, 3, stride=2)
-            self.in2 = CondInstanceNorm(64, n_styles)
+            self.in2 = CondInstanceNorm(64, n_styles, relu=True)
             self.conv3 = ConvLayer(64, CHANNELS, 3, stride=2)
-            self.in3 = CondInstanceNorm(CHANNELS, n_styles)
+            self.in3 = CondInstanceNorm(CHANNELS, n_styles, relu=True)
             for i in range(1, RESIDUAL_BLOCKS + 1):
                 setattr(self, 'res%d' % i, ResidualBlock(CHANNELS, n_styles))
             self.deconv1 = ConvLayer(CHANNELS, 64, 3, upsample=True)
-            self.in4 = CondInstanceNorm(64, n_styles)
+            self.in4 = CondInstanceNorm(64, n_styles, relu=True)
             self.deconv2 = ConvLayer(64, 32, 3, upsample=True)
-            self.in5 = CondInstanceNorm(32, n_styles)
+            self.in5 = CondInstanceNorm(32, n_styles, relu=True)
             self.deconv3 = ConvLayer(32, 3, 9)
 
     def hybrid_forward(self, F, x, style_weights):
         s = style_weights
-        y = F.relu(self.in1(self.conv1(x), s))
-        y = F.relu(self.in2(self.conv2(y), s))
-        y = F.relu(self.in3(self.conv3(y), s))
+        y = self.in1(self.conv1(x), s)          # each norm here includes its ReLU
+        y = self.in2(self.conv2(y), s)
+        y = self.in3(self.conv3(y), s)
         for i in range(1, RESIDUAL_BLOCKS + 1):
             y = getattr(self, 'res%d' % i)(y, s)
-        y = F.relu(self.in4(self.deconv1(y), s))
-        y = F.relu(self.in5(self.deconv2(y), s))
+        y = self.in4(self.deconv1(y), s)
+        y = self.in5(self.deconv2(y), s)
         return self.deconv3(y)
 
     def norms(self):
@@ -299,6 +352,51 @@ class TransformerNet(gluon.HybridBlock):
             else:
                 state[name] = param.data()
         return state
+
+
+class OnePicture(gluon.HybridBlock):
+    """A TransformerNet's forward pass for one picture at a time, the way oneDNN runs it
+    fastest: each instance norm is BatchNorm over the picture (a batch of one, whose batch
+    statistics are the instance statistics) with its ReLU fused in, on the convolution's
+    output as oneDNN laid it out. The network's own form (LayerNorm over an N x C x (H*W)
+    view, then scale, shift and ReLU) reads that output back into plain layout and makes a
+    pass over memory per operator. The same numbers to float rounding.
+
+    Shares the network's Parameters (`net` stays what is saved and exported) and holds the
+    running-statistics variables BatchNorm writes and nothing reads. Every call runs in
+    training mode, which is when BatchNorm uses batch statistics; nothing is recorded unless
+    the caller records."""
+
+    def __init__(self, net, ctx, **kwargs):
+        super().__init__(**kwargs)
+        self.net = net
+        self.fuse_relu = fused_relu_available(ctx)
+        for k, norm in enumerate(net.norms().values()):
+            for leaf, init in (('mean', 'zeros'), ('var', 'ones')):
+                name = 'stats%d_%s' % (k, leaf)
+                param = self.params.get(name, shape=(norm.channels,), init=init,
+                                        grad_req='null')
+                param.initialize(ctx=ctx)
+                setattr(self, name, param)
+
+    def __call__(self, x, style_weights):
+        if x.shape[0] != 1:
+            raise ValueError('OnePicture runs one picture at a time, not %d' % x.shape[0])
+        with autograd.train_mode():
+            return super().__call__(x, style_weights)
+
+    def hybrid_forward(self, F, x, style_weights, **stats):
+        # the norms read these while this graph traces them, and only then
+        norms = list(self.net.norms().values())
+        for k, norm in enumerate(norms):
+            norm.batch_norm_stats = BatchNormPlan(stats['stats%d_mean' % k],
+                                                  stats['stats%d_var' % k], True,
+                                                  self.fuse_relu)
+        try:
+            return self.net(x, style_weights)
+        finally:
+            for norm in norms:
+                norm.batch_norm_stats = None
 
 
 def expected_shapes(n_styles):

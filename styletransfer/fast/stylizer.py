@@ -184,13 +184,19 @@ class FastStylizer:
             self.net = None
             self._source = (decoder, encoder)
             return
-        from . import zoo
+        from . import johnson, zoo
         if model is None:
             raise StyleTransferError('give a model (a per-style network) or an AdaIN decoder',
                                      'model')
         self.method = 'fast'
         self.net = model if isinstance(model, zoo.LoadedNet) else zoo.get_net(model, self.ctx)
         self.net.block.hybridize(static_alloc=True, static_shape=True)
+        # our own TransformerNet (not an exported symbol) runs one picture in float32 with its
+        # norms as oneDNN's BatchNorm (johnson.OnePicture)
+        self._one = None
+        if isinstance(self.net.block, johnson.TransformerNet):
+            self._one = johnson.OnePicture(self.net.block, self.ctx)
+            self._one.hybridize(static_alloc=True, static_shape=True)
 
     @property
     def description(self):
@@ -315,7 +321,8 @@ class FastStylizer:
             block = self._bfloat16_block(x, weights)
             y = block(conventions.to_input(x, self.net.convention), weights)
             return conventions.from_output(y, self.net.convention)
-        y = self.net.block(conventions.to_input(x, self.net.convention), weights)
+        block = self._one or self.net.block
+        y = block(conventions.to_input(x, self.net.convention), weights)
         return conventions.from_output(y, self.net.convention)
 
     def _bfloat16_block(self, x, weights):

@@ -104,6 +104,7 @@ def _affine(convention):
 
 def _loss_graph_class():
     from mxnet import gluon
+    from . import johnson
 
     class LossGraph(gluon.HybridBlock):
         """x, rows, slots, [affine constants,] style target parts -> (content, style, tv,
@@ -114,7 +115,7 @@ def _loss_graph_class():
         layers need (relu2_2 of relu4_4's depth: a third of the passes' cost saved).
 
         With `batch` (the training graph) the network's instance norms run as oneDNN's
-        BatchNorm over a 1 x (batch*C) x H x W view (johnson._instance_norm_training): the
+        BatchNorm over a 1 x (batch*C) x H x W view (johnson._instance_norm_batch): the
         same numbers to float rounding, and a training step at 256x256, batch 4, took a median
         10.2 s instead of 11.3 s (4 alternating pairs, 2 threads, busy machine). BatchNorm
         then needs running-statistics variables of batch*C entries, held here and never read
@@ -122,11 +123,11 @@ def _loss_graph_class():
         batch size, any mode (evaluation)."""
 
         def __init__(self, net, body, content_layers, style_layers, loss, shapes, kinds,
-                     n_rows, batch=None, **kwargs):
+                     n_rows, batch=None, fuse_relu=False, **kwargs):
             super().__init__(**kwargs)
             self.net, self.body = net, body
             self.norms = list(net.norms().values())
-            self.batch = batch
+            self.batch, self.fuse_relu = batch, fuse_relu
             for k, norm in enumerate(self.norms if batch else ()):
                 for leaf, init in (('mean', 'zeros'), ('var', 'ones')):
                     name = 'stats%d_%s' % (k, leaf)
@@ -148,7 +149,8 @@ def _loss_graph_class():
             weights = F.one_hot(rows, depth=self.n_rows)
             # the norms read these while this graph traces them, and only then
             for k, norm in enumerate(self.norms if self.batch else ()):
-                norm.batch_norm_stats = (stats['stats%d_mean' % k], stats['stats%d_var' % k])
+                norm.batch_norm_stats = johnson.BatchNormPlan(
+                    stats['stats%d_mean' % k], stats['stats%d_var' % k], False, self.fuse_relu)
             try:
                 if self.net.convention == 'imagenet':
                     # VGG's own input space: no mapping (whose backward would cost a reduction)
@@ -258,6 +260,7 @@ class JohnsonRecipe:
 
     def build(self, ctx, settings, values=None):
         from mxnet import nd
+        from . import johnson
         if settings.image_size < self.network.min_side:
             raise StyleTransferError('image_size %d is smaller than the %d pixels the deepest '
                                      'layer needs' % (settings.image_size,
@@ -278,7 +281,8 @@ class JohnsonRecipe:
         def graph(batch):
             made = _loss_graph_class()(self.net, extractor.body, self.network.content_layers,
                                        self.network.style_layers, self.loss, shapes,
-                                       self.kinds, self.net.n_styles, batch)
+                                       self.kinds, self.net.n_styles, batch,
+                                       johnson.fused_relu_available(ctx))
             for name, param in made._reg_params.items():    # the statistics' variables
                 param.initialize(ctx=ctx)
             made.hybridize(static_alloc=True, static_shape=True)
