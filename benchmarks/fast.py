@@ -46,6 +46,8 @@ def build_parser():
     p.add_argument('--iters', type=int, default=5)
     p.add_argument('--repeats', type=int, default=3)
     p.add_argument('--threads', type=int, default=device.cores())
+    p.add_argument('--bf16', action='store_true',
+                   help='also time our stylisations in bfloat16 (a CPU with AVX-512 BF16)')
     p.add_argument('--json', metavar='PATH')
     p.add_argument('--worker', nargs=2, metavar=('KIND', 'SIZE'), help=argparse.SUPPRESS)
     return p
@@ -61,9 +63,11 @@ def median_time(fn, iters):
     return sorted(times)[len(times) // 2]
 
 
-def worker(kind, size, iters):
+def worker(kind, size, iters, bf16=False):
     """Inside the measurement process: ours, timed like the peer (the network's pass on an
-    array already on the device, waited for)."""
+    array already on the device, waited for); with `bf16` also in bfloat16, as FastStylizer
+    runs it (the network converted by AMP; AdaIN's stylising graph, the style measured in
+    float32)."""
     import mxnet as mx
     from mxnet import autograd, nd
     width, height = (int(v) for v in size.lower().split('x'))
@@ -80,6 +84,18 @@ def worker(kind, size, iters):
         weights = johnson.style_weights(1, 0, ctx=ctx)
         with autograd.predict_mode():
             result['seconds'] = median_time(lambda: net(x, weights).wait_to_read(), iters)
+        if bf16:
+            import warnings
+            from mxnet.contrib import amp
+            plain = net.net             # AMP converts the graph Gluon traced: run it once
+            with autograd.predict_mode():
+                plain(x, weights).wait_to_read()
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')
+                converted = amp.convert_hybrid_block(plain, target_dtype='bfloat16', ctx=ctx)
+            with autograd.predict_mode():
+                result['bf16'] = median_time(lambda: converted(x, weights).wait_to_read(),
+                                             iters)
     elif kind == 'adain':
         from styletransfer.fast import adain
         encoder = adain.Encoder('vgg_normalised')
@@ -93,6 +109,10 @@ def worker(kind, size, iters):
         result['seconds'] = median_time(lambda: net.stylise(x, [stats]).wait_to_read(), iters)
         result['encoded'] = median_time(
             lambda: net.stylise(x, [net.encode_style(style)]).wait_to_read(), iters)
+        if bf16:
+            half = adain.AdaIN(encoder, decoder, ctx, dtype='bfloat16')
+            result['bf16'] = median_time(lambda: half.stylise(x, [stats]).wait_to_read(),
+                                         iters)
     else:
         result['seconds'] = _train_step(iters, ctx)
     with open('/proc/self/status') as f:
@@ -144,7 +164,7 @@ def run(command, env):
 def ours(kind, size, args):
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     out = run([sys.executable, '-m', 'benchmarks.fast', '--worker', kind, size,
-               '--iters', str(args.iters)], env)
+               '--iters', str(args.iters)] + (['--bf16'] if args.bf16 else []), env)
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -165,7 +185,7 @@ def peer(kind, size, args):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.worker:
-        return worker(*args.worker, args.iters)
+        return worker(*args.worker, args.iters, args.bf16)
     kinds = [k for k in args.kinds.split(',') if k]
     if any(k not in KINDS for k in kinds):
         sys.exit('%s: --kinds must be of %s' % (PROG, ', '.join(KINDS)))
@@ -200,6 +220,7 @@ def _summary(kind, size, records):
     row = {'kind': kind, 'size': size,
            'ours_s': med([r['ours']['seconds'] for r in records]),
            'ours_encoded_s': med([r['ours'].get('encoded') for r in records]),
+           'bf16_s': med([r['ours'].get('bf16') for r in records]),
            'peak_mb': med([r['ours']['peak_mb'] for r in records])}
     if all('peer' in r for r in records):
         row.update(peer_s=med([r['peer']['seconds'] for r in records]),
@@ -211,6 +232,8 @@ def _summary(kind, size, records):
                                         for r in records])
         if row['bound_s']:
             row['over_bound'] = row['ours_s'] / row['bound_s']
+        if row['bf16_s']:
+            row['ratio_bf16'] = med([r['ours']['bf16'] / r['peer']['seconds'] for r in records])
     return row
 
 
@@ -228,6 +251,10 @@ def _print(row):
             text += ' (encoded each time %s)' % fmt('ratio_encoded', '%.2fx')
         text += '; conv-rate bound %s, ours/bound %s' % (fmt('bound_s'),
                                                          fmt('over_bound', '%.2fx'))
+    if row.get('bf16_s'):
+        text += '; bfloat16 %s s' % fmt('bf16_s')
+        if row.get('ratio_bf16'):
+            text += ', bf16/peer %s' % fmt('ratio_bf16', '%.2fx')
     text += '; peak %s MB' % fmt('peak_mb', '%.0f')
     print(text, flush=True)
 

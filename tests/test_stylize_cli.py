@@ -227,6 +227,31 @@ def test_adain_through_the_protocol_equals_the_network_and_encodes_a_style_once(
     assert e.value.field == 'alpha'
 
 
+def test_adain_in_bfloat16_where_the_cpu_runs_it_and_refused_where_not(adain_files,
+                                                                        monkeypatch):
+    """bfloat16 AdaIN (plain and with regions) is close to float32 but not the same picture
+    (so it did run in bfloat16); an AVX2-only CPU refuses it before loading anything."""
+    encoder, decoder = adain_files
+    content, style, other = picture(48, 40, 1), picture(40, 40, 2), picture(36, 44, 3)
+    half = np.zeros((40, 48, 3), np.uint8)
+    half[:, :24] = 255
+    cases = [st.Inputs(content, style), st.Inputs(content, style, region=[(half, other)])]
+    plain = st.FastStylizer(ctx=CTX, decoder=decoder, encoder=encoder)
+    if device.bfloat16_supported():
+        bf16 = st.FastStylizer(ctx=CTX, decoder=decoder, encoder=encoder, dtype='bfloat16')
+        for inputs in cases:
+            want = plain.stylize(inputs).picture.astype(int)
+            got = bf16.stylize(inputs).picture.astype(int)
+            assert got.shape == want.shape
+            assert 0 < np.abs(got - want).mean() < 0.05 * max(want.std(), 1)
+    else:
+        with pytest.raises(st.StyleTransferError, match='AVX-512'):
+            st.FastStylizer(ctx=CTX, decoder=decoder, encoder=encoder, dtype='bfloat16')
+    monkeypatch.setattr(device, 'bfloat16_supported', lambda: False)
+    with pytest.raises(st.StyleTransferError, match='AVX-512'):
+        st.FastStylizer(ctx=CTX, decoder=decoder, encoder=encoder, dtype='bfloat16')
+
+
 def test_the_command_with_adain(adain_files, tmp_path, capsys):
     encoder, decoder = adain_files
     one = write(tmp_path, 'one.png', picture(48, 40, 4))

@@ -175,7 +175,7 @@ def _video(args, prog):
     else:
         import styletransfer as st
         from styletransfer.video.stylize import FeedForwardFrames
-        fast = st.FastStylizer(ctx=ctx, decoder=args.decoder,
+        fast = st.FastStylizer(ctx=ctx, decoder=args.decoder, dtype=network.dtype,
                                encoder=args.encoder or network.weights)
         styles = [(style, 1.0)]       # measured once, kept by the stylizer for every frame
         method = FeedForwardFrames(

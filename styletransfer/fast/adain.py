@@ -554,9 +554,13 @@ class AdaIN:
 
     encode_style measures a style once; stylise and stylise_masked take those statistics, so a
     style used for many pictures is encoded once. Pictures are 1x3xHxW float32 NDArrays, RGB in
-    [0, 1], on `ctx`; outputs are unclipped pictures of the same layout."""
+    [0, 1], on `ctx`; outputs are unclipped pictures of the same layout.
 
-    def __init__(self, encoder, decoder, ctx=None, eps=EPS):
+    dtype 'bfloat16' (where the CPU has it: device.check_dtype, the caller's) runs the
+    stylising graphs converted by MXNet's AMP (convolutions in bfloat16, reductions such as the
+    AdaIN statistics in float32); styles are still measured in float32, once each."""
+
+    def __init__(self, encoder, decoder, ctx=None, eps=EPS, dtype='float32'):
         check_pair(encoder, decoder)
         self.encoder, self.decoder = encoder, decoder
         # where the weights are, unless told
@@ -565,6 +569,8 @@ class AdaIN:
         self._style_encoder = _for_inference(StyleEncoder(encoder, eps), self.ctx)
         self._stylizer = _for_inference(Stylizer(encoder, decoder, eps), self.ctx)
         self._masked = _for_inference(MaskedStylizer(encoder, decoder, eps), self.ctx)
+        self.dtype, self.eps = dtype, eps
+        self._bf16 = {}              # graph class -> its AMP-converted block
 
     def encode_style(self, picture):
         """StyleStatistics of a 1x3xHxW picture."""
@@ -596,8 +602,8 @@ class AdaIN:
         means, stds = self._stack(styles)
         count = means.shape[0]
         weights = mix_weights(weights if weights is not None else [1] * count, count)
-        return self._stylizer(content, means, stds, nd.array(weights, ctx=self.ctx),
-                              self._alpha(alpha))
+        return self._run(Stylizer, content, means, stds, nd.array(weights, ctx=self.ctx),
+                         self._alpha(alpha))
 
     def stylise_masked(self, content, styles, masks, alpha=1.0):
         """Region k (masks[k], Kxhxw at relu4_1's resolution: see feature_size and
@@ -619,7 +625,23 @@ class AdaIN:
         if small:
             raise StyleTransferError('mask %d covers less than two positions of the %dx%d '
                                      'features' % (small[0], height, width))
-        return self._masked(content, means, stds, masks, self._alpha(alpha))
+        return self._run(MaskedStylizer, content, means, stds, masks, self._alpha(alpha))
+
+    def _run(self, graph, *inputs):
+        if self.dtype != 'bfloat16':
+            return (self._stylizer if graph is Stylizer else self._masked)(*inputs)
+        if graph not in self._bf16:
+            import warnings
+            from mxnet.contrib import amp
+            # AMP converts the graph Gluon traced, so the (unfused) block runs once first
+            block = graph(self.encoder, self.decoder, self.eps)
+            block.hybridize(static_alloc=True, static_shape=True)
+            block(*inputs).wait_to_read()
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')
+                self._bf16[graph] = amp.convert_hybrid_block(block, target_dtype='bfloat16',
+                                                             ctx=self.ctx)
+        return self._bf16[graph](*inputs).astype('float32')
 
 
 def _check_picture(picture, what):

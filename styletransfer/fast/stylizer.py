@@ -174,13 +174,11 @@ class FastStylizer:
                 raise StyleTransferError('an AdaIN decoder needs its encoder (the authors\' '
                                          'vgg_normalised.pth, or zoo or a VGG-19 .params)',
                                          'encoder')
-            if self.dtype != 'float32':
-                raise StyleTransferError('dtype bfloat16 is not built for AdaIN yet; use '
-                                         'float32', 'dtype')
             from . import adain
             self.method = 'adain'
             self.adain = adain.AdaIN(adain.load_encoder(encoder, self.ctx),
-                                     adain.load_decoder(decoder, self.ctx), self.ctx)
+                                     adain.load_decoder(decoder, self.ctx), self.ctx,
+                                     dtype=self.dtype)
             self.net = None
             self._source = (decoder, encoder)
             return
