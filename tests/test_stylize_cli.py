@@ -235,7 +235,8 @@ def test_adain_in_bfloat16_where_the_cpu_runs_it_and_refused_where_not(adain_fil
     content, style, other = picture(48, 40, 1), picture(40, 40, 2), picture(36, 44, 3)
     half = np.zeros((40, 48, 3), np.uint8)
     half[:, :24] = 255
-    cases = [st.Inputs(content, style), st.Inputs(content, style, region=[(half, other)])]
+    cases = [st.Inputs(content, style), st.Inputs(content, style, region=[(half, other)]),
+             st.Inputs(picture(33, 47, 5), style)]          # another size, the same graph
     plain = st.FastStylizer(ctx=CTX, decoder=decoder, encoder=encoder)
     if device.bfloat16_supported():
         bf16 = st.FastStylizer(ctx=CTX, decoder=decoder, encoder=encoder, dtype='bfloat16')
