@@ -85,15 +85,8 @@ def worker(kind, size, iters, bf16=False):
         with autograd.predict_mode():
             result['seconds'] = median_time(lambda: net(x, weights).wait_to_read(), iters)
         if bf16:
-            import warnings
-            from mxnet.contrib import amp
-            plain = net.net             # AMP converts the graph Gluon traced: run it once
             with autograd.predict_mode():
-                plain(x, weights).wait_to_read()
-            with warnings.catch_warnings():
-                warnings.simplefilter('ignore')
-                converted = amp.convert_hybrid_block(plain, target_dtype='bfloat16', ctx=ctx)
-            with autograd.predict_mode():
+                converted = device.to_bfloat16(net.net, ctx, x, weights)
                 result['bf16'] = median_time(lambda: converted(x, weights).wait_to_read(),
                                              iters)
     elif kind == 'adain':

@@ -143,3 +143,16 @@ def check_dtype(dtype, ctx):
     if not bfloat16_supported():
         raise StyleTransferError('dtype bfloat16 needs a CPU with AVX-512 (oneDNN has no '
                                  'bfloat16 kernels for this one); use float32', 'dtype')
+
+
+def to_bfloat16(block, ctx, *inputs):
+    """`block` (a hybridised HybridBlock) converted by MXNet's AMP to run in bfloat16 on
+    `ctx`: a SymbolBlock. AMP converts the graph Gluon traced, so the block first runs once on
+    `inputs` (in the caller's autograd mode). Its warnings ("cannot decide type" of float32
+    data inputs) are silenced."""
+    import warnings
+    from mxnet.contrib import amp
+    block(*inputs)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        return amp.convert_hybrid_block(block, target_dtype='bfloat16', ctx=ctx)

@@ -8,6 +8,7 @@ when the object is made, before anything slow. Settings hold no paths and no pic
 are `Inputs`) and nothing of the measuring network (that is `Network`).
 """
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -83,6 +84,15 @@ def number(value, field, kind=float):
         raise StyleTransferError('%s must be %s, not %r'
                                  % (field, 'an integer' if kind is int else 'a number', value),
                                  field) from None
+
+
+def non_negative(value, field):
+    """`value` as a finite float >= 0, or an error naming `field`."""
+    value = number(value, field)
+    if not (math.isfinite(value) and value >= 0):
+        raise StyleTransferError('%s must be a finite number >= 0, not %r' % (field, value),
+                                 field)
+    return value
 
 
 def choice(value, field, choices):

@@ -29,3 +29,16 @@ def picture(width, height, seed):
     base = np.stack([xx * 255.0 / width, yy * 255.0 / height,
                      128 + 100 * np.sin(xx / 3.0 + seed)], axis=-1)
     return np.clip(base + rng.randn(height, width, 3) * 25, 0, 255).astype(np.uint8)
+
+
+def texture(rng, height, width):
+    """A smooth colourful picture (HxWx3 uint8): three random plane waves per channel from
+    `rng` (a numpy Generator), stretched to 0..255."""
+    y, x = np.mgrid[0:height, 0:width]
+    picture = np.zeros((height, width, 3))
+    for c in range(3):
+        for _ in range(3):
+            fx, fy, phase = rng.uniform(0.05, 0.5), rng.uniform(0.05, 0.5), rng.uniform(0, 6.3)
+            picture[..., c] += np.sin(fx * x + fy * y + phase)
+    picture = (picture - picture.min()) / (picture.max() - picture.min())
+    return (picture * 255).astype(np.uint8)

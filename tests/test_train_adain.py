@@ -24,6 +24,7 @@ from styletransfer.fast import adain, imagefolder
 from styletransfer.fast import train_adain as ta
 from styletransfer.fast.training import RECIPES, Training, TrainingState, recipe_class
 
+import conftest
 from test_adain import ENCODER, as_state, random_conv
 from torch_pickles import state_dict, write_pth
 
@@ -34,14 +35,7 @@ EPS = 1e-5
 
 def texture(rng, height=48, width=56):
     """Content: a smooth colourful picture, three random plane waves per channel."""
-    y, x = np.mgrid[0:height, 0:width]
-    picture = np.zeros((height, width, 3))
-    for c in range(3):
-        for _ in range(3):
-            fx, fy, phase = rng.uniform(0.05, 0.5), rng.uniform(0.05, 0.5), rng.uniform(0, 6.3)
-            picture[..., c] += np.sin(fx * x + fy * y + phase)
-    picture = (picture - picture.min()) / (picture.max() - picture.min())
-    return (picture * 255).astype(np.uint8)
+    return conftest.texture(rng, height, width)
 
 
 def stripes(rng, side=64):

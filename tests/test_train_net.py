@@ -24,7 +24,8 @@ from styletransfer.fast import imagefolder, johnson, zoo
 from styletransfer.fast import train_johnson as tj
 from styletransfer.fast.training import Training, TrainingSettings, TrainingState
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import conftest
+from conftest import REPO
 SIZE = 32
 CONTENT_LAYERS, STYLE_LAYERS = ('relu2_1',), ('relu1_1', 'relu2_1')
 # The style term dominates the content term ten to a hundred times at the start: what a test
@@ -38,14 +39,7 @@ CLI_LOSS = ['--weights', 'random', '--content-layers', 'relu2_1', '--style-layer
 
 def texture(rng, height=40, width=48):
     """A smooth colourful picture: three random plane waves per channel."""
-    y, x = np.mgrid[0:height, 0:width]
-    picture = np.zeros((height, width, 3))
-    for c in range(3):
-        for _ in range(3):
-            fx, fy, phase = rng.uniform(0.05, 0.5), rng.uniform(0.05, 0.5), rng.uniform(0, 6.3)
-            picture[..., c] += np.sin(fx * x + fy * y + phase)
-    picture = (picture - picture.min()) / (picture.max() - picture.min())
-    return (picture * 255).astype(np.uint8)
+    return conftest.texture(rng, height, width)
 
 
 def style_a():

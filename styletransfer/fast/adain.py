@@ -31,6 +31,7 @@ import numpy as np
 from mxnet import nd
 from mxnet.gluon import HybridBlock, nn
 
+from .. import device
 from ..errors import StyleTransferError
 from ..files import atomic_path, check_input_file
 
@@ -631,17 +632,10 @@ class AdaIN:
         if self.dtype != 'bfloat16':
             return (self._stylizer if graph is Stylizer else self._masked)(*inputs)
         if graph not in self._bf16:
-            import warnings
-            from mxnet.contrib import amp
-            # AMP converts the graph Gluon traced, so the (unfused) block runs once first
-            block = graph(self.encoder, self.decoder, self.eps)
+            block = graph(self.encoder, self.decoder, self.eps)      # unfused, for AMP
             block.hybridize(static_alloc=True, static_shape=True)
-            block(*inputs).wait_to_read()
-            with warnings.catch_warnings():
-                warnings.simplefilter('ignore')
-                self._bf16[graph] = amp.convert_hybrid_block(block, target_dtype='bfloat16',
-                                                             ctx=self.ctx)
-        return self._bf16[graph](*inputs).astype('float32')
+            self._bf16[graph] = device.to_bfloat16(block, self.ctx, *inputs)
+        return self._bf16[graph](*inputs).astype('float32', copy=False)
 
 
 def _check_picture(picture, what):

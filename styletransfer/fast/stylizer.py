@@ -190,9 +190,9 @@ class FastStylizer:
         self.net = model if isinstance(model, zoo.LoadedNet) else zoo.get_net(model, self.ctx)
         self.net.block.hybridize(static_alloc=True, static_shape=True)
         # our own TransformerNet (not an exported symbol) runs one picture in float32 with its
-        # norms as oneDNN's BatchNorm (johnson.OnePicture)
+        # norms as oneDNN's BatchNorm (johnson.OnePicture); bfloat16 converts the plain block
         self._one = None
-        if isinstance(self.net.block, johnson.TransformerNet):
+        if isinstance(self.net.block, johnson.TransformerNet) and self.dtype == 'float32':
             self._one = johnson.OnePicture(self.net.block, self.ctx)
             self._one.hybridize(static_alloc=True, static_shape=True)
 
@@ -325,15 +325,10 @@ class FastStylizer:
 
     def _bfloat16_block(self, x, weights):
         if self._bf16 is None:
-            import warnings
-            from mxnet.contrib import amp
             from . import conventions
-            # AMP converts the graph Gluon traced, so the block runs once first.
-            self.net.block(conventions.to_input(x, self.net.convention), weights)
-            with warnings.catch_warnings():
-                warnings.simplefilter('ignore')
-                self._bf16 = amp.convert_hybrid_block(self.net.block, target_dtype='bfloat16',
-                                                      ctx=self.ctx)
+            self._bf16 = device.to_bfloat16(self.net.block, self.ctx,
+                                            conventions.to_input(x, self.net.convention),
+                                            weights)
         return self._bf16
 
 

@@ -56,7 +56,7 @@ import numpy as np
 
 from ..errors import StyleTransferError
 from ..losses import mean_std_loss, mean_std_target
-from ..settings import choice, number
+from ..settings import choice, non_negative, number
 from . import adain
 
 CONTENT_WEIGHT = 1.0
@@ -88,11 +88,7 @@ class AdaINLoss:
 
     def __post_init__(self):
         for name in ('content_weight', 'style_weight'):
-            value = number(getattr(self, name), name)
-            if not (np.isfinite(value) and value >= 0):
-                raise StyleTransferError('%s must be a finite number >= 0, not %r'
-                                         % (name, value), name)
-            object.__setattr__(self, name, value)
+            object.__setattr__(self, name, non_negative(getattr(self, name), name))
         object.__setattr__(self, 'layer_scales',
                            choice(self.layer_scales, 'layer_scales', LAYER_SCALES))
 

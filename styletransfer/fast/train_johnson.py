@@ -43,7 +43,7 @@ import numpy as np
 
 from ..errors import StyleTransferError
 from ..losses import STYLE_LOSSES, tv_loss
-from ..settings import choice, number
+from ..settings import choice, non_negative, number
 from ..vgg import layers
 from ..vgg.network import Network
 
@@ -71,11 +71,7 @@ class JohnsonLoss:
 
     def __post_init__(self):
         for name in ('content_weight', 'style_weight', 'tv_weight'):
-            value = number(getattr(self, name), name)
-            if not (np.isfinite(value) and value >= 0):
-                raise StyleTransferError('%s must be a finite number >= 0, not %r'
-                                         % (name, value), name)
-            object.__setattr__(self, name, value)
+            object.__setattr__(self, name, non_negative(getattr(self, name), name))
         object.__setattr__(self, 'style_loss',
                            choice(self.style_loss, 'style_loss', tuple(STYLE_LOSSES)))
         size = number(self.style_size, 'style_size', int)

@@ -60,7 +60,7 @@ import numpy as np
 from ..driven import Driven
 from ..errors import Diverged, StyleTransferError
 from ..events import Progress, Samples, from_json, to_json
-from ..settings import number
+from ..settings import non_negative, number
 from . import imagefolder
 
 # Recipe name -> 'module:Class' (imported when a checkpoint names it).
@@ -106,9 +106,7 @@ class TrainingSettings:
                                      % self.image_size, 'image_size')
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise StyleTransferError('lr must be a positive number, not %r' % self.lr, 'lr')
-        if not (math.isfinite(self.lr_decay) and self.lr_decay >= 0):
-            raise StyleTransferError('lr_decay must be a number >= 0, not %r' % self.lr_decay,
-                                     'lr_decay')
+        non_negative(self.lr_decay, 'lr_decay')
         if self.load_size and self.load_size < self.image_size:
             raise StyleTransferError('load_size %d is smaller than the %d-pixel crops (0 '
                                      'resizes to image_size)' % (self.load_size,

@@ -4,6 +4,7 @@ from mxnet import gluon
 from mxnet.gluon import nn
 from mxnet.gluon.model_zoo import vision
 
+from .. import device
 from .layers import CONV_SHAPES, DOWNSAMPLING
 
 
@@ -64,15 +65,9 @@ def build_extractor(weights, content_layers, style_layers, ctx, pooling='max', d
 
 
 def _to_bfloat16(net, ctx):
-    import warnings
     from mxnet import nd
-    from mxnet.contrib import amp
-    # AMP converts the graph Gluon traced, so the block must have run once.
     smallest = DOWNSAMPLING[net.deepest]
-    net(nd.zeros((1, 3, smallest, smallest), ctx=ctx))
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')   # "cannot decide type" of the data input: float32
-        converted = amp.convert_hybrid_block(net, target_dtype='bfloat16', ctx=ctx)
+    converted = device.to_bfloat16(net, ctx, nd.zeros((1, 3, smallest, smallest), ctx=ctx))
     converted.collect_params().setattr('grad_req', 'null')
     converted.hybridize(static_alloc=True, static_shape=True)
     # The converted block is a SymbolBlock: give it what the optimiser asks of an extractor.
